@@ -1,0 +1,86 @@
+"""The one interface every inference backend implements.
+
+The pipeline, the benchmarks and the tests talk to `Backend` only: a batch of crops goes in, decoded
+2D joints, confidences and depths come out, whatever runs underneath (ONNX Runtime, PyTorch, later
+TensorRT). Input is checked here, at the boundary, so a wrong array fails with a clear message
+instead of deep inside a runtime.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import NamedTuple
+
+import numpy as np
+
+from wildpose.engine.metadata import EngineMetadata
+from wildpose.errors import InputError
+
+
+class EngineOutput(NamedTuple):
+    """Decoded network outputs for a batch of N crops.
+
+    joints2d_crop: `(N, J, 2)` float32, crop pixels (x right, y down) of the model's input.
+    conf: `(N, J)` float32 in [0, 1], heatmap peak value.
+    depth: `(N, J)` float32, root-relative depth over half the crop side (weak perspective).
+    """
+
+    joints2d_crop: np.ndarray
+    conf: np.ndarray
+    depth: np.ndarray
+
+
+class Backend(abc.ABC):
+    """A loaded model that turns `(N, 3, S, S)` float32 RGB crops in [0, 1] into `EngineOutput`."""
+
+    name: str
+    device: str
+    metadata: EngineMetadata
+
+    @property
+    def input_size(self) -> int:
+        return self.metadata.input_size
+
+    @property
+    def input_shape(self) -> tuple[None, int, int, int]:
+        """`(batch, 3, S, S)`; the batch dimension is dynamic (None)."""
+        return (None, 3, self.input_size, self.input_size)
+
+    @property
+    def output_shapes(self) -> dict[str, tuple]:
+        joints = len(self.metadata.joints)
+        return {"joints2d_crop": (None, joints, 2), "conf": (None, joints), "depth": (None, joints)}
+
+    def describe(self) -> str:
+        return (f"{self.name} on {self.device}, input {self.input_shape}, "
+                f"{self.metadata.model_config}, {self.metadata.weights}")
+
+    def infer(self, batch: np.ndarray) -> EngineOutput:
+        """Run the model on a batch; `batch` must be float32 `(N, 3, S, S)`, N >= 1."""
+        check_batch(batch, self.input_size)
+        return self._infer(np.ascontiguousarray(batch))
+
+    @abc.abstractmethod
+    def _infer(self, batch: np.ndarray) -> EngineOutput:
+        """Backend-specific inference on an already checked, contiguous batch."""
+
+    def close(self) -> None:
+        """Release the runtime's resources; the backend cannot be used afterwards."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def check_batch(batch: object, input_size: int) -> None:
+    """Raise `InputError` unless `batch` is a float32 array of shape `(N, 3, input_size, input_size)`."""
+    expected = f"(N, 3, {input_size}, {input_size}) float32 RGB in [0, 1]"
+    if not isinstance(batch, np.ndarray):
+        raise InputError(f"engine input must be a numpy array {expected}, got {type(batch).__name__}")
+    if batch.dtype != np.float32:
+        raise InputError(f"engine input must be float32, got {batch.dtype}; convert with "
+                         "batch.astype(np.float32) / 255 from uint8 images")
+    if batch.ndim != 4 or batch.shape[0] < 1 or batch.shape[1:] != (3, input_size, input_size):
+        raise InputError(f"engine input must have shape {expected}, got {batch.shape}")

@@ -1,0 +1,31 @@
+"""Errors that reach the user as one line.
+
+Every check at a boundary (a file, a config value, an input array, a backend name) raises a subclass
+of `WildPoseError` whose message says what was expected, what was found, and what to do. The CLI
+prints such errors as `wildpose: error: ...` without a traceback; anything else is a bug and keeps its
+traceback.
+"""
+
+
+class WildPoseError(Exception):
+    """Base class for errors caused by the user's input or environment, not by a bug."""
+
+
+class ConfigError(WildPoseError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+class ModelFileError(WildPoseError):
+    """A model file (checkpoint or ONNX) is missing, unreadable, corrupt or of the wrong kind."""
+
+
+class CheckpointMismatchError(ModelFileError):
+    """A checkpoint's weights do not fit the model its config describes."""
+
+
+class InputError(WildPoseError):
+    """An array handed to an engine has the wrong shape, dtype or range."""
+
+
+class BackendUnavailableError(WildPoseError):
+    """The requested inference backend is unknown or cannot run on this machine."""

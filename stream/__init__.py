@@ -1,0 +1,1 @@
+"""The realtime pipeline room: capture, preprocess, inference, smoothing and publish. Imports `engine` and the joint definitions, never `tools`."""

@@ -1,0 +1,75 @@
+"""The command line: real work on real files, and one clear line for every bad input."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def wildpose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wildpose.tools.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "WILDPOSE_DEBUG": ""})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("wildpose: error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_version():
+    result = wildpose("--version")
+    assert result.returncode == 0 and result.stdout.startswith("wildpose 0.")
+
+
+def test_demo_runs_the_engine_on_decoded_frames_and_labels_untrained_weights():
+    result = wildpose("demo", "--frames", "3")
+    assert result.returncode == 0, result.stderr
+    frames = [line for line in result.stdout.splitlines() if line.startswith("frame")]
+    assert len(frames) == 3
+    assert all("untrained weights" in line for line in result.stdout.splitlines())
+    assert all("untrained weights" in line for line in result.stderr.splitlines())
+
+
+def test_export_then_bench_a_preset(tmp_path):
+    onnx_path = tmp_path / "tiny.onnx"
+    result = wildpose("export", "--preset", "tiny", "--init-seed", "0", "-o", str(onnx_path))
+    assert result.returncode == 0, result.stderr
+    assert onnx_path.is_file() and onnx_path.with_suffix(".pt").is_file()
+    result = wildpose("bench", "--engine-only", "--model", str(onnx_path.with_suffix(".pt")),
+                      "--backends", "onnxruntime,torch", "--batch", "1,2", "--seconds", "0.2")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.splitlines()
+    assert table[0].split("|")[1].strip() == "backend" and "frames/s" in table[0] and "GFLOP/frame" in table[0]
+    rows = [line.split("|")[1:-1] for line in table[2:]]
+    assert sorted((r[0].strip(), r[2].strip()) for r in rows) == [
+        ("onnxruntime", "1"), ("onnxruntime", "2"), ("torch", "1"), ("torch", "2")]
+    assert all(float(r[5]) > 0 and float(r[6]) > 0 for r in rows)  # frames/s and peak RSS measured
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["demo", "--model", "/no/such/model.onnx"], ["model file not found", "/no/such/model.onnx"]),
+    (["demo", "--backend", "tensorflow"], ["unknown backend 'tensorflow'"]),
+    (["demo", "--backend", "tensorrt"], ["tensorrt backend is not implemented yet"]),
+    (["bench", "--engine-only", "--backends", "nope"], ["--backends: unknown ['nope']"]),
+    (["bench", "--engine-only", "--batch", "x"], ["--batch", "comma-separated list"]),
+    (["bench"], ["--engine-only"]),
+    (["export", "-o", "x.onnx"], ["either a checkpoint or --preset"]),
+    (["frobnicate"], ["invalid choice"]),
+])
+def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(args, fragments):
+    assert_one_line_error(wildpose(*args), *fragments)
+
+
+def test_corrupt_model_files_get_one_clear_line(tmp_path):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(os.urandom(4096))
+    assert_one_line_error(wildpose("demo", "--model", str(corrupt)), str(corrupt))
+    checkpoint = tmp_path / "corrupt.pt"
+    checkpoint.write_bytes(b"PK\x03\x04 not really a zip")
+    assert_one_line_error(wildpose("demo", "--model", str(checkpoint), "--backend", "torch"),
+                          "cannot read checkpoint")

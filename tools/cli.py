@@ -1,0 +1,147 @@
+"""The `wildpose` command: one verb per job, one-line errors, logs on stderr.
+
+Known errors (`WildPoseError`) print as `wildpose: error: ...` with exit status 1 and no traceback;
+set WILDPOSE_DEBUG=1 to see it. Anything else is a bug and propagates with its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from wildpose import __version__
+from wildpose.errors import WildPoseError
+from wildpose.tools import logs
+
+log = logging.getLogger("wildpose")
+
+EXAMPLES = """examples:
+  wildpose demo                                  # the engine on the bundled demo clip
+  wildpose export --preset paper --init-seed 0 -o paper.onnx
+  wildpose export runs/stage3.pt -o model.onnx
+  wildpose bench --engine-only                   # both presets, onnxruntime and torch
+  wildpose bench --engine-only --presets realtime --backends onnxruntime --batch 1,8
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line, like every other wildpose error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"wildpose: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _csv(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wildpose", description="Realtime 3D human pose from video, over ZeroMQ.",
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"wildpose {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+
+    demo = verbs.add_parser("demo", help="run the engine on frames of the generated demo clip")
+    demo.add_argument("--frames", type=int, default=12, help="how many frames to run (default 12)")
+    demo.add_argument("--model", help="model file (.onnx or .pt); default: the embedded model")
+    demo.add_argument("--backend", default="auto", help="auto, onnxruntime, torch or tensorrt")
+    demo.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    demo.set_defaults(handler=_demo)
+
+    export = verbs.add_parser("export", help="export a checkpoint to ONNX (decoding inside the graph)")
+    export.add_argument("checkpoint", nargs="?", help="checkpoint (.pt) to export")
+    export.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    export.add_argument("--preset", help="instead of a checkpoint: a preset (paper, realtime, tiny) ...")
+    export.add_argument("--init-seed", type=int, help="... with untrained weights from this seed; the "
+                        "checkpoint is written next to the output as .pt")
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
+    export.set_defaults(handler=_export)
+
+    bench = verbs.add_parser("bench", help="measure engine speed and memory; prints a table")
+    bench.add_argument("--engine-only", action="store_true", required=True,
+                       help="time the engine alone (the end-to-end mode comes with the pipeline)")
+    bench.add_argument("--presets", type=_csv(str), default=("realtime", "paper"),
+                       help="comma-separated presets (default realtime,paper)")
+    bench.add_argument("--backends", type=_csv(str), default=("onnxruntime", "torch"),
+                       help="comma-separated backends (default onnxruntime,torch)")
+    bench.add_argument("--batch", type=_csv(int), default=(1, 4), help="batch sizes (default 1,4)")
+    bench.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    bench.add_argument("--seconds", type=float, default=5.0, help="measuring time per row (default 5)")
+    bench.add_argument("--model", help="bench this model file instead of the presets")
+    bench.add_argument("--json", help="also write the rows to this JSON file")
+    bench.set_defaults(handler=_bench)
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from wildpose.tools import demo
+
+    return demo.run(demo.DemoConfig(frames=args.frames, model=args.model, backend=args.backend,
+                                    threads=args.threads))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wildpose.engine.export import export_onnx
+    from wildpose.errors import ConfigError
+
+    if (args.checkpoint is None) == (args.preset is None):
+        raise ConfigError("give either a checkpoint or --preset NAME --init-seed N, not both or neither")
+    source = args.checkpoint
+    if args.preset is not None:
+        if args.init_seed is None:
+            raise ConfigError("--preset needs --init-seed N (untrained weights from that seed)")
+        from wildpose.training import checkpoint
+        from wildpose.training.models import hourglass
+
+        source = Path(args.output).with_suffix(".pt")
+        model = hourglass.build(hourglass.preset(args.preset), seed=args.init_seed)
+        checkpoint.save(source, model, weights=checkpoint.untrained_label(args.init_seed), trained=False)
+        logs.label_untrained(checkpoint.untrained_label(args.init_seed))
+        log.info("wrote %s", source)
+    metadata = export_onnx(source, args.output, opset=args.opset)
+    print(f"{args.output}: {metadata.model_config}, opset {metadata.opset}, {metadata.weights}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from wildpose.tools import bench
+
+    config = bench.EngineBenchConfig(presets=args.presets, backends=args.backends, batches=args.batch,
+                                     threads=args.threads, seconds=args.seconds, model=args.model)
+    rows = bench.run_engine_only(config)
+    print(bench.format_table(rows))
+    if args.json:
+        bench.write_json(rows, args.json)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.setup(verbose=args.verbose)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except WildPoseError as exc:
+        if os.environ.get("WILDPOSE_DEBUG") == "1":
+            raise
+        print(f"wildpose: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""A short H.264 clip of a walking stick figure that the project generates itself.
+
+`make demo` and the tests need a video that anyone may redistribute and that exists on a fresh
+checkout; this one is drawn from a parametric walk cycle in our 16-joint skeleton and encoded with
+PyAV, with exact timestamps (pts in a 1/fps time base).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from wildpose.training import joints
+
+
+def walker_joints(t: float, width: int, height: int) -> np.ndarray:
+    """`(16, 2)` image pixels of a figure walking left to right at time `t` seconds."""
+    scale = height / 2.6  # figure about 0.7 of the frame tall
+    phase = 2 * math.pi * 0.9 * t  # 0.9 strides a second
+    cx = width * (0.25 + 0.5 * ((0.08 * t) % 1.0))
+    hip_y = height * 0.52 + 0.03 * scale * math.cos(2 * phase)
+    swing = 0.45 * math.sin(phase)
+    pose = np.zeros((joints.NUM_JOINTS, 2))
+    j = joints.INDEX
+
+    def limb(start: np.ndarray, angle: float, length: float) -> np.ndarray:
+        return start + length * scale * np.array([math.sin(angle), math.cos(angle)])
+
+    pelvis = np.array([cx, hip_y])
+    pose[j["pelvis"]] = pelvis
+    pose[j["r_hip"]] = pelvis + [-0.12 * scale, 0.0]
+    pose[j["l_hip"]] = pelvis + [0.12 * scale, 0.0]
+    for side, sign in (("r", 1.0), ("l", -1.0)):
+        hip = pose[j[f"{side}_hip"]]
+        knee = limb(hip, sign * swing, 0.45)
+        pose[j[f"{side}_knee"]] = knee
+        pose[j[f"{side}_ankle"]] = limb(knee, sign * swing - 0.35 * max(0.0, sign * math.sin(phase + 1)), 0.42)
+    pose[j["thorax"]] = pelvis + [0.0, -0.55 * scale]
+    pose[j["upper_neck"]] = pelvis + [0.0, -0.68 * scale]
+    pose[j["head_top"]] = pelvis + [0.0, -0.92 * scale]
+    pose[j["r_shoulder"]] = pose[j["upper_neck"]] + [-0.2 * scale, 0.04 * scale]
+    pose[j["l_shoulder"]] = pose[j["upper_neck"]] + [0.2 * scale, 0.04 * scale]
+    for side, sign in (("r", -1.0), ("l", 1.0)):
+        shoulder = pose[j[f"{side}_shoulder"]]
+        elbow = limb(shoulder, sign * swing * 0.8, 0.3)
+        pose[j[f"{side}_elbow"]] = elbow
+        pose[j[f"{side}_wrist"]] = limb(elbow, sign * swing * 0.8 - 0.4, 0.27)
+    return pose
+
+
+def draw_frame(t: float, width: int, height: int) -> np.ndarray:
+    """`(H, W, 3)` uint8 RGB frame of the walker at time `t`."""
+    ramp = np.linspace(200, 120, height, dtype=np.float32)[:, None, None]
+    frame = np.broadcast_to(ramp * np.array([0.85, 0.9, 1.0], np.float32), (height, width, 3))
+    frame = np.ascontiguousarray(frame.astype(np.uint8))
+    pose = walker_joints(t, width, height)
+    thickness = max(3, height // 40)
+    for a, b in joints.EDGES:
+        cv2.line(frame, tuple(int(v) for v in pose[a]), tuple(int(v) for v in pose[b]),
+                 (40, 60, 150), thickness, cv2.LINE_AA)
+    head = (pose[joints.INDEX["upper_neck"]] + pose[joints.INDEX["head_top"]]) / 2
+    cv2.circle(frame, tuple(int(v) for v in head), max(6, height // 22), (220, 170, 140), -1, cv2.LINE_AA)
+    return frame
+
+
+def write_clip(path: str | Path, *, frames: int = 48, width: int = 640, height: int = 360,
+               fps: int = 24) -> Path:
+    """Encode the walker to H.264 (yuv420p) at `path`; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "20"}
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(draw_frame(index / fps, width, height), format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

@@ -1,0 +1,1 @@
+"""The model room: the paper's network, joint definitions, decoding geometry and checkpoints (datasets, losses and the trainer arrive with the training issue). Imports neither `engine` nor `stream`."""
