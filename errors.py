@@ -29,3 +29,19 @@ class InputError(WildPoseError):
 
 class BackendUnavailableError(WildPoseError):
     """The requested inference backend is unknown or cannot run on this machine."""
+
+
+class DatasetError(WildPoseError):
+    """A dataset file (annotations or an image) is missing, unreadable or malformed."""
+
+
+class SourceError(WildPoseError):
+    """A video source cannot be opened or read (missing file, not a video, unreachable URL, no camera)."""
+
+
+class PipelineError(WildPoseError):
+    """A pipeline stage failed in a way the supervisor cannot repair (e.g. the port is taken)."""
+
+
+class MocapError(WildPoseError):
+    """A motion-capture file (BVH) is malformed, truncated or of an unknown skeleton."""

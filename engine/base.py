@@ -64,10 +64,10 @@ class Backend(abc.ABC):
     def _infer(self, batch: np.ndarray) -> EngineOutput:
         """Backend-specific inference on an already checked, contiguous batch."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most runtimes free themselves)
         """Release the runtime's resources; the backend cannot be used afterwards."""
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -23,6 +23,19 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
     backend: "auto" (ONNX Runtime on this CPU machine), "onnxruntime", "torch" or "tensorrt".
     A checkpoint given to ONNX Runtime is exported once and cached by its sha256.
     """
+    path = resolve(model_path, backend)
+    if backend == "torch":
+        from wildpose.engine.torch_backend import TorchBackend
+
+        return TorchBackend(path, device=device, threads=threads)
+    from wildpose.engine.onnxruntime_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(path, device=device, threads=threads, spin=spin)
+
+
+def resolve(model_path: str | Path | None, backend: str = "auto") -> Path:
+    """The file `backend` will open for `model_path`: the default model when None, the cached ONNX
+    export of a checkpoint for ONNX Runtime. Checks the backend name and the file type."""
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend == "tensorrt":
@@ -31,8 +44,7 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
     if model_path is None:
         from wildpose.engine import default_model
 
-        model_path = (default_model.checkpoint_path() if backend == "torch"
-                      else default_model.onnx_path())
+        return default_model.checkpoint_path() if backend == "torch" else default_model.onnx_path()
     path = Path(model_path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}; pass an .onnx file made by "
@@ -45,14 +57,8 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
         if not is_checkpoint:
             raise ModelFileError(f"the torch backend needs a .pt checkpoint, and {path} is an ONNX "
                                  "file; use --backend onnxruntime, or pass the checkpoint")
-        from wildpose.engine.torch_backend import TorchBackend
-
-        return TorchBackend(path, device=device, threads=threads)
-    if is_checkpoint:
-        path = _exported(path)
-    from wildpose.engine.onnxruntime_backend import OnnxRuntimeBackend
-
-    return OnnxRuntimeBackend(path, device=device, threads=threads, spin=spin)
+        return path
+    return _exported(path) if is_checkpoint else path
 
 
 def _exported(checkpoint_path: Path) -> Path:

@@ -55,7 +55,7 @@ class EngineMetadata:
         return json.dumps(values, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, source: str) -> "EngineMetadata":
+    def from_json(cls, text: str, source: str) -> EngineMetadata:
         try:
             values: dict[str, Any] = json.loads(text)
             if values.get("format_version") != FORMAT_VERSION:

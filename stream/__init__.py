@@ -1,1 +1,4 @@
-"""The realtime pipeline room: capture, preprocess, inference, smoothing and publish. Imports `engine` and the joint definitions, never `tools`."""
+"""The realtime pipeline room: capture, preprocess, inference, smoothing and publish.
+
+Imports `engine` and the joint definitions of `training`, never `tools`.
+"""

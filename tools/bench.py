@@ -100,7 +100,7 @@ def run_engine_only(config: EngineBenchConfig) -> list[EngineBenchRow]:
         if label not in flops:
             flops[label] = _gflop_per_frame(path if path.endswith((".pt", ".pth")) else None, label)
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            measured = pool.submit(_measure, path, backend_name, batch, config.threads, config.warmup,
+            measured = pool.submit(measure_engine, path, backend_name, batch, config.threads, config.warmup,
                                    config.min_iterations, config.seconds).result()
         rows.append(EngineBenchRow(
             backend=backend_name, preset=label, batch=batch,
@@ -112,7 +112,7 @@ def run_engine_only(config: EngineBenchConfig) -> list[EngineBenchRow]:
     return rows
 
 
-def _measure(path: str, backend_name: str, batch: int, threads: int | None, warmup: int,
+def measure_engine(path: str, backend_name: str, batch: int, threads: int | None, warmup: int,
              min_iterations: int, seconds: float) -> dict:
     """Runs in a fresh process: load, warm up, time; returns median ms and this process's peak RSS."""
     from wildpose.engine import load
@@ -182,13 +182,18 @@ def format_table(rows: list[EngineBenchRow]) -> str:
                "GFLOP/frame", "weights"]
     body = [[r.backend, r.preset, str(r.batch), r.threads, f"{r.median_ms:.1f}", f"{r.frames_per_s:.1f}",
              f"{r.peak_rss_mb:.0f}", f"{r.gflop_per_frame:.2f}", r.weights] for r in rows]
-    widths = [max(len(h), *(len(line[i]) for line in body)) if body else len(h)
-              for i, h in enumerate(headers)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |",
+    return markdown_table(headers, body)
+
+
+def markdown_table(headers: list[str], body: list[list[str]]) -> str:
+    """Rows of strings as an aligned Markdown table."""
+    widths = [max([len(h)] + [len(line[i]) for line in body]) for i, h in enumerate(headers)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |" for line in body]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in body]
     return "\n".join(lines)
 
 
-def write_json(rows: list[EngineBenchRow], path: str | Path) -> None:
+def write_json(rows: list, path: str | Path) -> None:
+    """Dataclass rows as a JSON list."""
     Path(path).write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) + "\n")

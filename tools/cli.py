@@ -11,14 +11,16 @@ import logging
 import os
 import sys
 
-from wildpose import __version__
+from wildpose import __version__, logs
 from wildpose.errors import WildPoseError
-from wildpose.tools import logs
+from wildpose.tools import experiment_cli, run_cli, train_cli
 
 log = logging.getLogger("wildpose")
 
 EXAMPLES = """examples:
-  wildpose demo                                  # the engine on the bundled demo clip
+  wildpose demo                                  # the pipeline on the generated demo clip
+  wildpose run --source video.mp4 --every-frame  # every frame of a file, poses on tcp://127.0.0.1:5555
+  wildpose subscribe                             # print what a running pipeline publishes
   wildpose export --preset paper --init-seed 0 -o paper.onnx
   wildpose export runs/stage3.pt -o model.onnx
   wildpose bench --engine-only                   # both presets, onnxruntime and torch
@@ -49,11 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
 
-    demo = verbs.add_parser("demo", help="run the engine on frames of the generated demo clip")
-    demo.add_argument("--frames", type=int, default=12, help="how many frames to run (default 12)")
+    demo = verbs.add_parser("demo", help="the pipeline on the generated demo clip, with a subscriber")
     demo.add_argument("--model", help="model file (.onnx or .pt); default: the embedded model")
     demo.add_argument("--backend", default="auto", help="auto, onnxruntime, torch or tensorrt")
-    demo.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    demo.add_argument("--detector", default="hog", help="hog (default) or none")
+    demo.add_argument("--every-frame", action="store_true", help="process every frame as fast as possible")
     demo.set_defaults(handler=_demo)
 
     export = verbs.add_parser("export", help="export a checkpoint to ONNX (decoding inside the graph)")
@@ -65,27 +67,36 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
     export.set_defaults(handler=_export)
 
-    bench = verbs.add_parser("bench", help="measure engine speed and memory; prints a table")
-    bench.add_argument("--engine-only", action="store_true", required=True,
-                       help="time the engine alone (the end-to-end mode comes with the pipeline)")
+    bench = verbs.add_parser("bench", help="measure speed and memory; prints a table")
+    mode = bench.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--engine-only", action="store_true", help="time the engine alone per backend/preset/batch")
+    mode.add_argument("--end-to-end", action="store_true",
+                      help="time the whole pipeline (throughput, latency) next to the engine alone")
+    mode.add_argument("--smoothing", action="store_true",
+                      help="jitter and lag of the One Euro filter on CMU motion capture (--mocap DIR)")
     bench.add_argument("--presets", type=_csv(str), default=("realtime", "paper"),
-                       help="comma-separated presets (default realtime,paper)")
+                       help="engine-only: comma-separated presets (default realtime,paper)")
     bench.add_argument("--backends", type=_csv(str), default=("onnxruntime", "torch"),
-                       help="comma-separated backends (default onnxruntime,torch)")
-    bench.add_argument("--batch", type=_csv(int), default=(1, 4), help="batch sizes (default 1,4)")
+                       help="engine-only: comma-separated backends (default onnxruntime,torch)")
+    bench.add_argument("--batch", type=_csv(int), default=(1, 4), help="engine-only: batch sizes (default 1,4)")
     bench.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
-    bench.add_argument("--seconds", type=float, default=5.0, help="measuring time per row (default 5)")
-    bench.add_argument("--model", help="bench this model file instead of the presets")
+    bench.add_argument("--seconds", type=float, default=5.0, help="engine timing per row, seconds (default 5)")
+    bench.add_argument("--model", help="bench this model file instead of the presets / default model")
+    bench.add_argument("--source", help="end-to-end: video file (default: a generated 640x360 30 fps clip)")
+    bench.add_argument("--mocap", help="smoothing: folder of CMU .bvh files (default ../shared/data/cmu_mocap)")
     bench.add_argument("--json", help="also write the rows to this JSON file")
     bench.set_defaults(handler=_bench)
+    run_cli.add_parsers(verbs)
+    train_cli.add_parsers(verbs)
+    experiment_cli.add_parsers(verbs)
     return parser
 
 
 def _demo(args: argparse.Namespace) -> int:
     from wildpose.tools import demo
 
-    return demo.run(demo.DemoConfig(frames=args.frames, model=args.model, backend=args.backend,
-                                    threads=args.threads))
+    return demo.run(demo.DemoConfig(model=args.model, backend=args.backend, detector=args.detector,
+                                    every_frame=args.every_frame))
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -116,6 +127,28 @@ def _export(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from wildpose.tools import bench
 
+    if args.smoothing:
+        from pathlib import Path
+
+        from wildpose.stream.config import SmoothingConfig
+        from wildpose.tools import bench_smoothing
+
+        mocap = Path(args.mocap) if args.mocap else bench_smoothing.DEFAULT_MOCAP
+        config = SmoothingConfig()
+        results = bench_smoothing.evaluate(bench_smoothing.load_motions(mocap), config)
+        print(bench_smoothing.format_table(results, config))
+        if args.json:
+            bench.write_json(results, args.json)
+        return 0
+    if args.end_to_end:
+        from wildpose.tools import bench_pipeline
+
+        rows, weights = bench_pipeline.run_end_to_end(bench_pipeline.PipelineBenchConfig(
+            source=args.source, model=args.model, threads=args.threads, engine_seconds=args.seconds))
+        print(bench_pipeline.format_table(rows, weights))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
     config = bench.EngineBenchConfig(presets=args.presets, backends=args.backends, batches=args.batch,
                                      threads=args.threads, seconds=args.seconds, model=args.model)
     rows = bench.run_engine_only(config)

@@ -1,62 +1,99 @@
-"""`wildpose demo`: the engine on a few frames of the project's own clip, one line per frame.
+"""`wildpose demo`: the whole pipeline on the project's own clip, watched by a real subscriber.
 
-Real work end to end: the clip is encoded with PyAV, decoded again, each whole frame is cropped to
-the model input, inferred, decoded and assembled into a metric 3D pose.
+It starts `wildpose run` as its own process on the generated clip (a SynthPose-rendered person that
+the default HOG detector finds, democlip.py; realtime pacing, the embedded default model),
+subscribes to it over ZeroMQ, prints one line per pose message, and ends with what arrived: frames,
+frames/s, capture-to-publish latency and people per frame.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 
-import av
 import numpy as np
 
-from wildpose.engine import load
 from wildpose.engine.cache import cache_dir
-from wildpose.stream import crop
-from wildpose.tools import democlip, logs
-from wildpose.training import joints, pose3d
+from wildpose.errors import PipelineError
+from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber
+from wildpose.tools import democlip
+from wildpose.tools.run_cli import describe
 
 log = logging.getLogger(__name__)
+
+_FIRST_MESSAGE_TIMEOUT_S = 120.0  # the first run builds and exports the default model
+_MESSAGE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    frames: int = 12
     model: str | None = None
     backend: str = "auto"
-    threads: int | None = None
+    detector: str = "hog"
+    every_frame: bool = False
 
 
 def run(config: DemoConfig) -> int:
-    clip = cache_dir("demo") / "walker.mp4"
-    if not clip.is_file():
-        democlip.write_clip(clip)
-    engine = load(config.model, config.backend, threads=config.threads)
-    label = engine.metadata.weights
-    logs.label_untrained(label)
-    log.info("demo: %s on %s", engine.describe(), clip)
-    print(f"# {clip.name} through {engine.name} ({label}); 3D scale: {pose3d.describe_scale()}")
-    times = []
-    with av.open(str(clip)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index >= config.frames:
-                break
-            image = frame.to_ndarray(format="rgb24")
-            affine = crop.box_to_affine(crop.full_frame_box(image.shape[1], image.shape[0]),
-                                        engine.input_size)
-            batch = crop.to_model_input(crop.cut(image, affine, engine.input_size)[None])
-            start = time.perf_counter()
-            out = engine.infer(batch)
-            times.append(time.perf_counter() - start)
-            joints2d = crop.crop_to_frame(out.joints2d_crop[0], affine)
-            joints3d = pose3d.assemble(out.joints2d_crop, out.depth, engine.input_size)[0]
-            pelvis = joints2d[joints.ROOT]
-            print(f"frame {index:3d} t={float(frame.time):.3f}s pelvis=({pelvis[0]:.1f}, {pelvis[1]:.1f}) px "
-                  f"mean conf={out.conf[0].mean():.3f} 3D extent={np.ptp(joints3d, axis=0).max():.0f} mm "
-                  f"infer={times[-1] * 1000:.1f} ms ({label})")
-    print(f"# {len(times)} frames, median inference {np.median(times) * 1000:.1f} ms "
-          f"({1 / np.median(times):.1f} frames/s) ({label})")
+    from wildpose.engine import loader
+
+    loader.resolve(config.model, config.backend)  # a bad model or backend fails here, in one line
+    clip = democlip.demo_clip(cache_dir("demo"))  # rendered once, then reused
+    endpoint = f"ipc://{tempfile.gettempdir()}/wildpose-demo-{os.getpid()}.sock"
+    command = [sys.executable, "-m", "wildpose.tools.cli", "run", "--source", f"demo={clip}",
+               "--publish", endpoint, "--wait-subscribers", "1", "--backend", config.backend,
+               "--detector", config.detector]
+    if config.model:
+        command += ["--model", config.model]
+    if config.every_frame:
+        command.append("--every-frame")
+    log.debug("demo: %s", " ".join(command))
+    with PoseSubscriber(endpoint) as subscriber:
+        pipeline = subprocess.Popen(command)
+        try:
+            poses, weights = _watch(subscriber, pipeline)
+        finally:
+            if pipeline.poll() is None:
+                pipeline.terminate()
+            code = pipeline.wait(timeout=10)
+    if code != 0:
+        raise PipelineError(f"the pipeline exited with status {code}; see its log above")
+    _summary(poses, weights)
     return 0
+
+
+def _watch(subscriber: PoseSubscriber, pipeline: subprocess.Popen) -> tuple[list[PoseMessage], str]:
+    poses: list[PoseMessage] = []
+    weights = "unknown weights"
+    timeout = _FIRST_MESSAGE_TIMEOUT_S
+    while True:
+        message = subscriber.recv(timeout=1.0)
+        if message is None:
+            if pipeline.poll() is not None:
+                return poses, weights  # the run ended: everything it published has arrived
+            timeout -= 1.0
+            if timeout <= 0:
+                raise PipelineError("no message from the pipeline; see its log above")
+            continue
+        timeout = _MESSAGE_TIMEOUT_S
+        if isinstance(message, MetaMessage):
+            weights = str(message.model.get("weights"))
+        if isinstance(message, PoseMessage):
+            poses.append(message)
+            print(f"{describe(message)} ({weights})", flush=True)
+
+
+def _summary(poses: list[PoseMessage], weights: str) -> None:
+    if not poses:
+        print(f"# received no pose message ({weights})")
+        return
+    latency = np.array([p.latency_s for p in poses]) * 1000.0
+    span = poses[-1].t_publish - poses[0].t_publish
+    rate = (len(poses) - 1) / span if span > 0 else float("nan")
+    people = np.mean([len(p.people) for p in poses])
+    print(f"# received {len(poses)} frames (seq {poses[0].seq}..{poses[-1].seq}) at {rate:.1f} frames/s, "
+          f"capture-to-publish latency p50 {np.percentile(latency, 50):.1f} ms, "
+          f"p95 {np.percentile(latency, 95):.1f} ms, {people:.2f} people per frame ({weights})", flush=True)

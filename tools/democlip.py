@@ -1,20 +1,31 @@
-"""A short H.264 clip of a walking stick figure that the project generates itself.
+"""Short H.264 clips that the project generates itself: a SynthPose-rendered person, or a stick figure.
 
-`make demo` and the tests need a video that anyone may redistribute and that exists on a fresh
-checkout; this one is drawn from a parametric walk cycle in our 16-joint skeleton and encoded with
-PyAV, with exact timestamps (pts in a 1/fps time base).
+`make demo` and the tests need video that anyone may redistribute and that exists on a fresh
+checkout. `write_rendered_clip` renders a held-out CMU take with SynthPose (training/synthpose/clip.py:
+a shaded figure that OpenCV's HOG people detector, the pipeline's default, finds); `write_clip` draws a
+parametric stick-figure walk cycle in our 16-joint skeleton, which needs no mocap and is quick for
+tests. Both encode with PyAV with exact timestamps (pts = frame index in a 1/fps time base).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 
+from wildpose.errors import DatasetError
 from wildpose.training import joints
+
+log = logging.getLogger(__name__)
+
+RENDERED_FRAMES = 240  # 8 s at 30 fps
+RENDERED_FPS = 30
 
 
 def walker_joints(t: float, width: int, height: int) -> np.ndarray:
@@ -68,19 +79,68 @@ def draw_frame(t: float, width: int, height: int) -> np.ndarray:
 
 
 def write_clip(path: str | Path, *, frames: int = 48, width: int = 640, height: int = 360,
-               fps: int = 24) -> Path:
-    """Encode the walker to H.264 (yuv420p) at `path`; returns the path."""
+               fps: int = 24, faststart: bool = False) -> Path:
+    """Encode the walker to H.264 (yuv420p) at `path`; returns the path.
+
+    faststart: put the MP4 index first (as streaming servers do), so a truncated file still opens.
+    """
+    images = (draw_frame(index / fps, width, height) for index in range(frames))
+    return _encode(path, images, width, height, fps, faststart)
+
+
+def write_rendered_clip(path: str | Path, *, frames: int = RENDERED_FRAMES, width: int = 640, height: int = 360,
+                        fps: int = RENDERED_FPS, faststart: bool = False, mocap: str | Path | None = None) -> Path:
+    """Render the SynthPose demo take (training/synthpose/clip.py) and encode it to H.264 at `path`.
+
+    Needs the CMU motion capture (`mocap`, default ../shared/data/cmu_mocap); raises `DatasetError`
+    without it. The same arguments give the same frames.
+    """
+    from wildpose.training.synthpose import clip
+
+    options = {"width": width, "height": height, "fps": fps}
+    if mocap is not None:
+        options["mocap_dir"] = str(mocap)
+    images = (sample.image for sample in clip.render_clip(frames, clip.ClipConfig(**options)))
+    return _encode(path, images, width, height, fps, faststart)
+
+
+def demo_clip(folder: str | Path) -> Path:
+    """The clip `wildpose demo` plays, made once in `folder`: the rendered take, or the stick figure
+    when the motion capture is not there."""
+    folder = Path(folder)
+    rendered = folder / f"synthpose-{RENDERED_FRAMES}f-{RENDERED_FPS}fps.mp4"
+    if rendered.is_file():
+        return rendered
+    try:
+        log.info("rendering the demo clip (%d frames) to %s", RENDERED_FRAMES, rendered)
+        return write_rendered_clip(rendered)
+    except DatasetError as exc:
+        walker = folder / "walker.mp4"
+        log.warning("demo: %s; playing the stick-figure clip instead, which HOG does not detect (use "
+                    "--detector none)", exc)
+        return walker if walker.is_file() else write_clip(walker)
+
+
+def _encode(path: str | Path, images: Iterable[np.ndarray], width: int, height: int, fps: int,
+            faststart: bool) -> Path:
+    """`(H, W, 3)` uint8 RGB frames -> H.264 yuv420p at `path`, frame i at pts i in a 1/fps time base.
+
+    Written to a temporary name and renamed, so an interrupted render never leaves a clip behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
+    partial = path.with_name(path.stem + ".partial" + path.suffix)
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(partial), mode="w", options=options) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "20"}
-        for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(draw_frame(index / fps, width, height), format="rgb24")
-            frame.pts = index
+        for index, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
+    partial.replace(path)
     return path

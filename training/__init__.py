@@ -1,1 +1,3 @@
-"""The model room: the paper's network, joint definitions, decoding geometry and checkpoints (datasets, losses and the trainer arrive with the training issue). Imports neither `engine` nor `stream`."""
+"""The model room: the paper's network, joint definitions, decoding geometry, checkpoints, and its
+training (datasets, losses, metrics, the three-stage trainer and evaluation). Imports neither
+`engine`, `stream` nor `tools`."""

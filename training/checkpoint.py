@@ -55,8 +55,14 @@ def git_commit() -> str:
 
 def save(path: str | Path, model: hourglass.PoseNet3D, *, weights: str, trained: bool,
          epoch: int | None = None, train_config: dict[str, Any] | None = None,
-         extra: dict[str, Any] | None = None) -> Path:
-    """Write `model` and its description to `path` (parent folders are created)."""
+         extra: dict[str, Any] | None = None, resume: dict[str, Any] | None = None) -> Path:
+    """Write `model` and its description to `path` (parent folders are created).
+
+    `resume` is the trainer's state for continuing the run bit for bit (optimizer state, position in
+    the schedule, RNG state): tensors and plain values only, so the file still loads with
+    weights_only=True. The file is written to a temporary name and renamed, so an interrupted save
+    never leaves a truncated checkpoint behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
@@ -70,12 +76,25 @@ def save(path: str | Path, model: hourglass.PoseNet3D, *, weights: str, trained:
         "train_config": train_config,
         "git_commit": git_commit(),
         "wildpose_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "extra": extra or {},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    torch.save(record, path)
+    if resume is not None:
+        record["resume"] = resume
+    partial = path.with_name(path.name + ".partial")
+    torch.save(record, partial)
+    partial.replace(path)
     return path
+
+
+def read_resume(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the raw checkpoint record, its trainer state) of a checkpoint written during training."""
+    record = read(path)
+    if not isinstance(record.get("resume"), dict):
+        raise ModelFileError(f"{path} holds no training state to resume from (it was not written by "
+                             "`wildpose train`); pass a last.pt or stage checkpoint of a training run")
+    return record, record["resume"]
 
 
 def read(path: str | Path) -> dict[str, Any]:

@@ -26,12 +26,14 @@ def test_version():
     assert result.returncode == 0 and result.stdout.startswith("wildpose 0.")
 
 
-def test_demo_runs_the_engine_on_decoded_frames_and_labels_untrained_weights():
-    result = wildpose("demo", "--frames", "3")
+def test_demo_runs_the_pipeline_with_a_subscriber_and_labels_untrained_weights():
+    result = wildpose("demo", "--every-frame", "--detector", "none")
     assert result.returncode == 0, result.stderr
-    frames = [line for line in result.stdout.splitlines() if line.startswith("frame")]
-    assert len(frames) == 3
-    assert all("untrained weights" in line for line in result.stdout.splitlines())
+    lines = result.stdout.splitlines()
+    assert [line.split()[2] for line in lines[:-1]] == [f"seq={i}" for i in range(48)]
+    assert all(line.startswith("pose demo") and "people=1" in line for line in lines[:-1])
+    assert lines[-1].startswith("# received 48 frames (seq 0..47)") and "latency p50" in lines[-1]
+    assert all("untrained weights" in line for line in lines)
     assert all("untrained weights" in line for line in result.stderr.splitlines())
 
 
@@ -53,8 +55,8 @@ def test_export_then_bench_a_preset(tmp_path):
 
 @pytest.mark.parametrize("args, fragments", [
     (["demo", "--model", "/no/such/model.onnx"], ["model file not found", "/no/such/model.onnx"]),
-    (["demo", "--backend", "tensorflow"], ["unknown backend 'tensorflow'"]),
-    (["demo", "--backend", "tensorrt"], ["tensorrt backend is not implemented yet"]),
+    (["run", "--source", "x.mp4", "--backend", "tensorrt"], ["tensorrt backend is not implemented yet"]),
+    (["run", "--source", "x.mp4", "--model", "/no/such.onnx"], ["model file not found"]),
     (["bench", "--engine-only", "--backends", "nope"], ["--backends: unknown ['nope']"]),
     (["bench", "--engine-only", "--batch", "x"], ["--batch", "comma-separated list"]),
     (["bench"], ["--engine-only"]),
@@ -68,8 +70,8 @@ def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(args, fragments):
 def test_corrupt_model_files_get_one_clear_line(tmp_path):
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(os.urandom(4096))
-    assert_one_line_error(wildpose("demo", "--model", str(corrupt)), str(corrupt))
+    assert_one_line_error(wildpose("run", "--source", "x.mp4", "--model", str(corrupt)), str(corrupt))
     checkpoint = tmp_path / "corrupt.pt"
     checkpoint.write_bytes(b"PK\x03\x04 not really a zip")
-    assert_one_line_error(wildpose("demo", "--model", str(checkpoint), "--backend", "torch"),
+    assert_one_line_error(wildpose("run", "--source", "x.mp4", "--model", str(checkpoint), "--backend", "torch"),
                           "cannot read checkpoint")

@@ -1,7 +1,7 @@
 """Checkpoints describe themselves, round-trip exactly and refuse weights that do not fit."""
 
-import torch
 import pytest
+import torch
 
 from wildpose.errors import CheckpointMismatchError, ModelFileError
 from wildpose.training import checkpoint, joints

@@ -1,4 +1,4 @@
-"""Logging set-up for the command line and its child processes.
+"""Logging set-up shared by the command line and every pipeline process.
 
 Logs go to stderr (stdout carries results: tables, JSON lines). While the model in use has untrained
 weights, every log line says so, so no one mistakes its output for a real pose.

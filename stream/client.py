@@ -1,0 +1,256 @@
+"""The client library: subscribe to WildPose pose streams and get typed, validated messages.
+
+    from wildpose.stream.client import PoseSubscriber, PoseMessage
+
+    with PoseSubscriber("tcp://127.0.0.1:5555", streams=["cam0"]) as subscriber:
+        for message in subscriber:
+            if isinstance(message, PoseMessage):
+                for person in message.people:
+                    print(message.seq, person.id, person.joints3d[6])  # pelvis, mm
+
+Messages are checked against schema version 1 (`stream/schema.py`); anything malformed, too large or
+of another version is refused (counted in `invalid`, or raised with `strict=True`), never half-read.
+Gaps in a stream's frame numbers are counted in `missed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zmq
+
+from wildpose.errors import WildPoseError
+from wildpose.stream import schema
+from wildpose.training import joints
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+TOPICS = ("pose", "stats", "meta")
+
+
+class SchemaError(WildPoseError):
+    """A message does not follow the WildPose message schema."""
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    bbox: tuple[float, float, float, float]  # x0, y0, x1, y1 frame pixels
+    score: float
+    joints2d: np.ndarray  # (16, 2) frame pixels
+    joints3d: np.ndarray  # (16, 3) mm, root-relative (pelvis = 0), camera axes x right, y down, z forward
+    conf: np.ndarray  # (16,) in [0, 1]
+    tracked: bool
+
+
+@dataclass(frozen=True)
+class PoseMessage:
+    stream: str
+    seq: int
+    t_capture: float  # unix seconds
+    t_publish: float
+    size: tuple[int, int]  # width, height
+    people: tuple[Person, ...]
+
+    @property
+    def latency_s(self) -> float:
+        """Capture to publish, by the publisher's clock."""
+        return self.t_publish - self.t_capture
+
+
+@dataclass(frozen=True)
+class StatsMessage:
+    stream: str
+    t: float
+    interval_s: float
+    fps: dict[str, float]  # per stage
+    latency_ms: dict[str, dict[str, float]]  # stage -> p50, p95, n
+    drops: dict[str, int]  # reason -> count since start
+    queues: dict[str, int]
+    totals: dict[str, int]
+
+
+@dataclass(frozen=True)
+class MetaMessage:
+    joints: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...]
+    root: int
+    units: dict[str, str]
+    axes: str
+    scale: str
+    model: dict[str, Any]
+    streams: dict[str, dict[str, str]]
+
+
+Message = PoseMessage | StatsMessage | MetaMessage
+
+
+def _require(values: Any, fields: tuple[str, ...], what: str) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise SchemaError(f"{what} must be a map, got {type(values).__name__}")
+    missing = [f for f in fields if f not in values]
+    if missing:
+        raise SchemaError(f"{what} lacks fields {missing}")
+    return values
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SchemaError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SchemaError(f"{name} must be numbers of shape {shape}") from None
+    if array.shape != shape or not np.all(np.isfinite(array)):
+        raise SchemaError(f"{name} must be finite numbers of shape {shape}, got shape {array.shape}")
+    return array
+
+
+def _person(values: Any) -> Person:
+    values = _require(values, schema.PERSON_FIELDS, "person")
+    count = joints.NUM_JOINTS
+    if not isinstance(values["id"], int) or isinstance(values["id"], bool):
+        raise SchemaError(f"person id must be an integer, got {values['id']!r}")
+    return Person(id=values["id"], bbox=tuple(_array(values["bbox"], (4,), "bbox").tolist()),
+                  score=_number(values["score"], "score"),
+                  joints2d=_array(values["joints2d"], (count, 2), "joints2d"),
+                  joints3d=_array(values["joints3d"], (count, 3), "joints3d"),
+                  conf=_array(values["conf"], (count,), "conf"), tracked=bool(values["tracked"]))
+
+
+def decode(topic: bytes, payload: bytes) -> Message:
+    """Validate and type one message; raises `SchemaError` on anything unexpected."""
+    if len(payload) > schema.MAX_MESSAGE_BYTES:
+        raise SchemaError(f"message of {len(payload)} bytes exceeds the {schema.MAX_MESSAGE_BYTES} limit")
+    try:
+        name = topic.decode()
+        values = schema.unpack(payload)
+    except Exception as exc:  # msgpack raises many types on hostile input
+        raise SchemaError(f"undecodable message on {topic[:64]!r}: {type(exc).__name__}") from None
+    if not isinstance(values, dict):
+        raise SchemaError(f"message on {name!r} is not a map")
+    if values.get("v") != schema.VERSION:
+        raise SchemaError(f"message schema version {values.get('v')!r} is not supported (this client reads "
+                          f"version {schema.VERSION}); upgrade wildpose")
+    if name.startswith(schema.POSE_PREFIX):
+        values = _require(values, schema.POSE_FIELDS, "pose message")
+        if not isinstance(values["people"], list):
+            raise SchemaError("pose message: people must be a list")
+        size = _array(values["size"], (2,), "size")
+        if not isinstance(values["seq"], int) or not isinstance(values["stream"], str):
+            raise SchemaError("pose message: seq must be an integer and stream a string")
+        return PoseMessage(stream=values["stream"], seq=values["seq"],
+                           t_capture=_number(values["t_capture"], "t_capture"),
+                           t_publish=_number(values["t_publish"], "t_publish"),
+                           size=(int(size[0]), int(size[1])),
+                           people=tuple(_person(p) for p in values["people"]))
+    if name.startswith(schema.STATS_PREFIX):
+        values = _require(values, schema.STATS_FIELDS, "stats message")
+        return StatsMessage(**{k: values[k] for k in schema.STATS_FIELDS if k != "v"})
+    if name == schema.META_TOPIC:
+        values = _require(values, schema.META_FIELDS, "meta message")
+        return MetaMessage(joints=tuple(values["joints"]), edges=tuple(tuple(e) for e in values["edges"]),
+                           root=values["root"], units=values["units"], axes=values["axes"],
+                           scale=values["scale"], model=values["model"], streams=values["streams"])
+    raise SchemaError(f"unknown topic {name[:64]!r}")
+
+
+class PoseSubscriber:
+    """A ZeroMQ SUB socket on one or more WildPose publishers (fan-in), yielding typed messages.
+
+    streams: only these stream ids (None: all). topics: any of "pose", "stats", "meta".
+    strict: raise `SchemaError` on a malformed message instead of skipping it.
+    """
+
+    def __init__(self, endpoints: str | Iterable[str] = DEFAULT_ENDPOINT, *,
+                 streams: Iterable[str] | None = None, topics: Iterable[str] = TOPICS,
+                 strict: bool = False, receive_hwm: int = 10000,
+                 context: zmq.Context | None = None) -> None:
+        topics = tuple(topics)
+        unknown = sorted(set(topics) - set(TOPICS))
+        if unknown:
+            raise ValueError(f"unknown topics {unknown}; choose from {list(TOPICS)}")
+        self.streams = None if streams is None else frozenset(streams)
+        self.strict = strict
+        self.missed: dict[str, int] = {}
+        self.invalid = 0
+        self._last_seq: dict[str, int] = {}
+        self._context = context or zmq.Context.instance()
+        self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.RCVHWM, receive_hwm)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, schema.MAX_MESSAGE_BYTES)
+        for prefix in self._prefixes(topics):
+            self._socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        for endpoint in [endpoints] if isinstance(endpoints, str) else endpoints:
+            self._socket.connect(endpoint)
+
+    def _prefixes(self, topics: tuple[str, ...]) -> list[str]:
+        prefixes = []
+        for topic in topics:
+            if topic == "meta":
+                prefixes.append(schema.META_TOPIC)
+                continue
+            base = schema.POSE_PREFIX if topic == "pose" else schema.STATS_PREFIX
+            prefixes += [base + s for s in self.streams] if self.streams is not None else [base]
+        return prefixes
+
+    def recv(self, timeout: float | None = None) -> Message | None:
+        """The next valid message, or None if none arrives within `timeout` seconds (None: wait)."""
+        deadline_ms = None if timeout is None else int(timeout * 1000)
+        while True:
+            if not self._socket.poll(deadline_ms):
+                return None
+            parts = self._socket.recv_multipart()
+            if len(parts) != 2:
+                self._reject(SchemaError(f"expected [topic, payload], got {len(parts)} frames"))
+                continue
+            try:
+                message = decode(*parts)
+            except SchemaError as exc:
+                self._reject(exc)
+                continue
+            stream = getattr(message, "stream", None)
+            if self.streams is not None and stream is not None and stream not in self.streams:
+                continue  # a prefix match of another stream ("cam1" vs "cam10")
+            if isinstance(message, PoseMessage):
+                self._count_gap(message)
+            return message
+
+    def __iter__(self) -> Iterator[Message]:
+        while True:
+            message = self.recv()
+            if message is not None:
+                yield message
+
+    def _count_gap(self, message: PoseMessage) -> None:
+        last = self._last_seq.get(message.stream)
+        if last is not None and message.seq > last + 1:
+            self.missed[message.stream] = self.missed.get(message.stream, 0) + message.seq - last - 1
+        self._last_seq[message.stream] = message.seq
+
+    def _reject(self, error: SchemaError) -> None:
+        if self.strict:
+            raise error
+        if self.invalid == 0:
+            log.warning("ignoring a malformed message: %s", error)
+        self.invalid += 1
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    def __enter__(self) -> PoseSubscriber:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

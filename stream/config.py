@@ -1,0 +1,288 @@
+"""The run configuration: typed, frozen, checked once at the entry point and passed down whole.
+
+`wildpose run` builds a `RunConfig` from a TOML file and/or command-line flags (flags win). Every
+value is checked here with a message that names the field and the allowed values, so no stage ever
+sees a config it cannot run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from wildpose.errors import ConfigError
+from wildpose.training import joints
+
+SOURCE_KINDS = ("file", "rtsp", "http", "camera")
+DETECTORS = ("hog", "none")
+RTSP_TRANSPORTS = ("tcp", "udp")
+_STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _positive(section: str, name: str, value: float, *, integer: bool = False, allow_zero: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value < 0 or (value == 0 and not allow_zero):
+        bound = "a non-negative" if allow_zero else "a positive"
+        raise ConfigError(f"{section}.{name} must be {bound} {'integer' if integer else 'number'}, got {value!r}")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One video source. `url` is a file path, rtsp:// or http(s):// URL, /dev/videoN or a camera index."""
+
+    url: str
+    stream_id: str
+    loop: bool = False  # files: start again at the end
+    every_frame: bool = False  # files: process every frame as fast as possible (no pacing, no drops)
+    rtsp_transport: str = "tcp"
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0  # a live source silent this long counts as lost
+    reconnect_max_s: float = 10.0  # cap of the exponential reconnect backoff
+    max_side: int = 1920  # larger frames are scaled down to fit the shared-memory slots
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not self.url:
+            raise ConfigError("source url must be a non-empty string (a file, rtsp://, http(s)://, "
+                              f"/dev/videoN or a camera index), got {self.url!r}")
+        if not isinstance(self.stream_id, str) or not _STREAM_ID.match(self.stream_id):
+            raise ConfigError(f"stream id {self.stream_id!r} must be 1-64 characters of letters, digits, "
+                              "'_', '-' or '.' (it becomes part of the ZeroMQ topic)")
+        if self.rtsp_transport not in RTSP_TRANSPORTS:
+            raise ConfigError(f"source.rtsp_transport must be one of {list(RTSP_TRANSPORTS)}, "
+                              f"got {self.rtsp_transport!r}")
+        for name in ("open_timeout_s", "read_timeout_s", "reconnect_max_s"):
+            _positive("source", name, getattr(self, name))
+        _positive("source", "max_side", self.max_side, integer=True)
+        if self.every_frame and self.kind != "file":
+            raise ConfigError(f"--every-frame applies to files only; {self.display} is a live "
+                              f"{self.kind} source (live sources always run realtime)")
+        if self.loop and self.kind != "file":
+            raise ConfigError(f"--loop applies to files only; {self.display} is a live {self.kind} source")
+
+    @property
+    def kind(self) -> str:
+        scheme = self.url.split("://", 1)[0].lower() if "://" in self.url else ""
+        if scheme in ("rtsp", "rtsps"):
+            return "rtsp"
+        if scheme in ("http", "https"):
+            return "http"
+        if self.url.isdigit() or self.url.startswith("/dev/video"):
+            return "camera"
+        return "file"
+
+    @property
+    def is_live(self) -> bool:
+        return self.kind != "file"
+
+    @property
+    def display(self) -> str:
+        """The source as it may appear in logs: credentials removed."""
+        return redact_url(self.url)
+
+    @property
+    def device(self) -> str:
+        """For cameras: the V4L2 device path."""
+        return f"/dev/video{self.url}" if self.url.isdigit() else self.url
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model: str | None = None  # .onnx or .pt; None: the embedded default model
+    backend: str = "auto"
+    device: str = "cpu"
+    threads: int | None = None  # inference threads; None: the runtime's default
+    max_batch: int = 8  # crops per inference call, across all sources
+    batch_wait_ms: float = 2.0  # how long the first crop waits for others to fill a batch
+    spin: bool = False  # ONNX Runtime thread spinning: off leaves the cores to capture and decode
+
+    def __post_init__(self) -> None:
+        from wildpose.engine.loader import BACKENDS  # engine is below stream: the import is one-way
+
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"engine.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.threads is not None:
+            _positive("engine", "threads", self.threads, integer=True)
+        _positive("engine", "max_batch", self.max_batch, integer=True)
+        _positive("engine", "batch_wait_ms", self.batch_wait_ms, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    detector: str = "hog"  # "hog": OpenCV's people detector; "none": the whole frame is the person
+    detect_every: int = 30  # re-detect every N frames even while tracking (0: only when lost)
+    detect_max_side: int = 480  # frames are scaled so their longer side is at most this for detection
+    min_confidence: float = 0.25  # mean joint confidence below which a track counts as lost
+    box_padding: float = 1.25  # crop side = padding x the person's extent (the reference's 1.25)
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ConfigError(f"tracking.detector must be one of {list(DETECTORS)}, got {self.detector!r}")
+        _positive("tracking", "detect_every", self.detect_every, integer=True, allow_zero=True)
+        _positive("tracking", "detect_max_side", self.detect_max_side, integer=True)
+        if not isinstance(self.min_confidence, (int, float)) or not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"tracking.min_confidence must be between 0.0 and 1.0, got {self.min_confidence!r}")
+        if not isinstance(self.box_padding, (int, float)) or not 1.0 <= self.box_padding <= 3.0:
+            raise ConfigError(f"tracking.box_padding must be between 1.0 and 3.0, got {self.box_padding!r}")
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """One Euro filter (Casiez et al., CHI 2012) parameters, per space (2D pixels, 3D millimetres).
+
+    min_cutoff (Hz) sets the smoothing at rest, beta how fast the cutoff rises with speed (units/s),
+    d_cutoff (Hz) the smoothing of the speed estimate. Defaults come from `wildpose bench --smoothing`.
+    """
+
+    enabled: bool = True
+    min_cutoff_2d: float = 1.0
+    beta_2d: float = 0.05
+    min_cutoff_3d: float = 1.0
+    beta_3d: float = 0.005
+    d_cutoff: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("min_cutoff_2d", "min_cutoff_3d", "d_cutoff"):
+            _positive("smoothing", name, getattr(self, name))
+        for name in ("beta_2d", "beta_3d"):
+            _positive("smoothing", name, getattr(self, name), allow_zero=True)
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    endpoint: str = "tcp://127.0.0.1:5555"
+    send_hwm: int = 1000  # messages queued per subscriber before ZeroMQ drops for that subscriber
+    stats_interval_s: float = 1.0
+    wait_subscribers: int = 0  # hold the pipeline until this many subscriptions arrived (no slow joiner)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.endpoint, str) or not re.match(r"^(tcp|ipc)://.+", self.endpoint):
+            raise ConfigError(f"publish.endpoint must be tcp://HOST:PORT or ipc://PATH, got {self.endpoint!r}")
+        _positive("publish", "send_hwm", self.send_hwm, integer=True)
+        _positive("publish", "stats_interval_s", self.stats_interval_s)
+        _positive("publish", "wait_subscribers", self.wait_subscribers, integer=True, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    sources: tuple[SourceConfig, ...]
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    skeleton_sum_mm: float = joints.SKELETON_SUM_MM  # metric prior for the 3D output
+    duration_s: float | None = None  # stop after this long (None: until the sources end or a signal)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ConfigError("no source given; pass --source FILE|URL|/dev/videoN (repeatable)")
+        ids = [s.stream_id for s in self.sources]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ConfigError(f"stream ids must be unique, {duplicates} repeat; name sources as ID=URL")
+        _positive("run", "skeleton_sum_mm", self.skeleton_sum_mm)
+        if self.duration_s is not None:
+            _positive("run", "duration_s", self.duration_s)
+
+
+_SECTIONS = {"engine": EngineConfig, "tracking": TrackingConfig, "smoothing": SmoothingConfig,
+             "publish": PublishConfig}
+_SOURCE_KEYS = {f.name for f in dataclasses.fields(SourceConfig)} | {"id"}
+_TOP_KEYS = {"source", "skeleton_sum_mm", "duration_s", *_SECTIONS}
+
+
+def parse_source(spec: str, index: int, **options: Any) -> SourceConfig:
+    """`ID=URL` or `URL` (the id is then derived: the file's stem, or `cam<index>`)."""
+    stream_id, url = _split_id(spec)
+    if stream_id is None:
+        stream_id = default_stream_id(url, index)
+    return SourceConfig(url=url, stream_id=stream_id, **options)
+
+
+def _split_id(spec: str) -> tuple[str | None, str]:
+    head, sep, tail = spec.partition("=")
+    if sep and _STREAM_ID.match(head) and "://" not in head and "/" not in head:
+        return head, tail
+    return None, spec
+
+
+def default_stream_id(url: str, index: int) -> str:
+    if "://" not in url and not url.isdigit() and not url.startswith("/dev/"):
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(url).stem)[:64]
+        if stem:
+            return stem
+    return f"cam{index}"
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a run config file; unknown sections and keys are errors that list the known ones."""
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(values) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {unknown}; known: {sorted(_TOP_KEYS)}")
+    for name, cls in _SECTIONS.items():
+        section = values.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown keys {unknown} in [{name}]; known: {sorted(known)}")
+    sources = values.get("source", [])
+    if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
+        raise ConfigError(f"{path}: sources are [[source]] tables with url = ... and optional id = ...")
+    for source in sources:
+        unknown = sorted(set(source) - _SOURCE_KEYS)
+        if unknown:
+            raise ConfigError(f"{path}: unknown keys {unknown} in [[source]]; known: {sorted(_SOURCE_KEYS)}")
+        if "url" not in source:
+            raise ConfigError(f"{path}: every [[source]] needs url = \"FILE|URL|/dev/videoN\"")
+    return values
+
+
+def build(file_values: dict[str, Any], overrides: dict[str, dict[str, Any]],
+          source_specs: list[str], source_options: dict[str, Any]) -> RunConfig:
+    """Merge a config file's values with command-line values (which win) into a `RunConfig`.
+
+    overrides: section name -> {field: value} for flags the user actually gave.
+    source_specs: `--source` values; when given they replace the file's sources.
+    source_options: per-source flags (loop, every_frame, ...) applied to every source.
+    """
+    try:
+        if source_specs:
+            sources = tuple(parse_source(spec, i, **source_options) for i, spec in enumerate(source_specs))
+        else:
+            sources = tuple(
+                SourceConfig(**{**{k: v for k, v in s.items() if k != "id"},
+                                "stream_id": s.get("id") or default_stream_id(s["url"], i),
+                                **source_options})
+                for i, s in enumerate(file_values.get("source", [])))
+        sections = {name: cls(**{**file_values.get(name, {}), **overrides.get(name, {})})
+                    for name, cls in _SECTIONS.items()}
+        top = {k: file_values[k] for k in ("skeleton_sum_mm", "duration_s") if k in file_values}
+        top.update(overrides.get("run", {}))
+        return RunConfig(sources=sources, **sections, **top)
+    except TypeError as exc:  # a value of the wrong type reached a dataclass
+        raise ConfigError(f"invalid configuration: {exc}") from None

@@ -1,0 +1,120 @@
+"""The inference stage: one process that batches the crops of every source through the engine.
+
+The first ticket waits at most `batch_wait_ms` for others, so a light load keeps its latency and a
+heavy one fills batches (up to `max_batch` crops). Tickets leave in the order they came, ends of
+stream included, so each stream's frames stay in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from wildpose.errors import WildPoseError
+from wildpose.stream import crop, process
+from wildpose.stream.config import EngineConfig
+from wildpose.stream.frames import EndOfStream, FrameTicket
+from wildpose.stream.shm import RingSpec, SlotRing
+from wildpose.stream.stats import Counters
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class InferArgs:
+    model_path: str  # resolved by the supervisor: never None here
+    engine: EngineConfig
+    crop_rings: dict[str, RingSpec]
+
+
+def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, control_queue, log_level: int,
+         weights_label: str | None) -> None:
+    process.init_child(log_level, weights_label)
+    from wildpose.engine import load
+
+    try:
+        engine = load(args.model_path, args.engine.backend, device=args.engine.device,
+                      threads=args.engine.threads, spin=args.engine.spin)
+    except WildPoseError as exc:
+        control_queue.put(("fatal", "infer", str(exc)))
+        return
+    control_queue.put(("ready", "infer", engine.describe()))
+    rings = {stream: SlotRing.attach(spec) for stream, spec in args.crop_rings.items()}
+    counters = {stream: Counters(array) for stream, array in counters_arrays.items()}
+    ended: set[str] = set()
+    wait_s = args.engine.batch_wait_ms / 1000.0
+    try:
+        while ended != set(rings) and not stop_event.is_set():
+            try:
+                first = in_queue.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            batch = _gather(in_queue, first, args.engine.max_batch, wait_s)
+            for item in _run(engine, batch, rings, counters):
+                if isinstance(item, EndOfStream):
+                    ended.add(item.stream)
+                if not process.put_until_stopped(out_queue, item, stop_event):
+                    return
+    finally:
+        for ring in rings.values():
+            ring.close()
+        engine.close()
+        process.release_queue(out_queue, stop_event)
+
+
+def _gather(in_queue, first, max_batch: int, wait_s: float) -> list:
+    """`first` plus whatever arrives within `wait_s`, until the tickets hold `max_batch` crops."""
+    batch = [first]
+    crops = len(first.people) if isinstance(first, FrameTicket) else 0
+    deadline = time.monotonic() + wait_s
+    while crops < max_batch:
+        remaining = deadline - time.monotonic()
+        try:
+            item = in_queue.get(timeout=remaining) if remaining > 0 else in_queue.get_nowait()
+        except queue.Empty:
+            break
+        batch.append(item)
+        if isinstance(item, FrameTicket):
+            crops += len(item.people)
+    return batch
+
+
+def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters]) -> list:
+    """Infer every person of every ticket in one engine call and attach the outputs.
+
+    Returns the batch, in order, without tickets whose crops were overwritten before they could be
+    read (each counted as a `crop_overrun` drop).
+    """
+    kept, owners, images = [], [], []
+    for item in batch:
+        if isinstance(item, FrameTicket) and item.people:
+            crops = rings[item.stream].read(item.crop_seq)
+            if crops is None or len(crops) != len(item.people):
+                counters[item.stream].add("drop_crop_overrun")
+                continue
+            owners.append(item)
+            images.append(crops)
+        kept.append(item)
+    if images:
+        out = engine.infer(crop.to_model_input(np.concatenate(images)))
+        index = 0
+        for ticket in owners:
+            for person in ticket.people:
+                person.joints2d_crop = out.joints2d_crop[index]
+                person.conf = out.conf[index]
+                person.depth = out.depth[index]
+                index += 1
+    now = time.monotonic()
+    for item in kept:
+        if isinstance(item, FrameTicket):
+            item.times["infer"] = now
+            counters[item.stream].add("inferred")
+    return kept
+
+

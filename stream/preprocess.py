@@ -1,0 +1,103 @@
+"""The preprocess stage: one process per source, turning frames into person crops.
+
+It takes tickets from capture's pipe, reads each frame from the source's frame ring, asks the
+`RegionTracker` where the people are (previous pose, or the detector), cuts square crops at the
+model's input size into the crop ring and passes the ticket to inference. In realtime mode only the
+newest waiting ticket is processed and the others are counted as `stale` drops. Pose feedback from
+the smoothing stage arrives on its own queue.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from wildpose.stream import crop, detect, process
+from wildpose.stream.config import TrackingConfig
+from wildpose.stream.frames import EndOfStream
+from wildpose.stream.shm import RingSpec, SlotRing
+from wildpose.stream.stats import Counters
+from wildpose.stream.tracking import RegionTracker
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class PreprocessArgs:
+    stream: str
+    frame_ring: RingSpec
+    crop_ring: RingSpec
+    input_size: int
+    tracking: TrackingConfig
+    latest_only: bool  # realtime: skip to the newest frame; every-frame: process all in order
+
+
+def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_array, stop_event,
+         log_level: int, weights_label: str | None) -> None:
+    process.init_child(log_level, weights_label)
+    frames, crops = SlotRing.attach(args.frame_ring), SlotRing.attach(args.crop_ring)
+    counters = Counters(counters_array)
+    tracker = RegionTracker(detect.build(args.tracking.detector, args.tracking.detect_max_side),
+                            args.tracking, args.input_size)
+    crop_seq = 0
+    waiting: collections.deque = collections.deque()
+    try:
+        while not stop_event.is_set():
+            if not waiting and not in_pipe.poll(_POLL_S):
+                continue
+            while in_pipe.poll(0):
+                waiting.append(in_pipe.recv())
+            if args.latest_only:
+                _skip_to_newest(waiting, counters)
+            ticket = waiting.popleft()
+            if isinstance(ticket, EndOfStream):
+                process.put_until_stopped(out_queue, ticket, stop_event)
+                break
+            _apply_feedback(feedback_queue, tracker)
+            frame = frames.read(ticket.seq)
+            counters.set("consumed_seq", ticket.seq)
+            if frame is None:
+                counters.add("drop_frame_overrun")
+                continue
+            detections_before = tracker.detections_run
+            ticket.people = tracker.regions(frame)
+            counters.add("detections", tracker.detections_run - detections_before)
+            if ticket.people:
+                batch = np.stack([crop.cut(frame, person.affine, args.input_size) for person in ticket.people])
+                crops.write(crop_seq, batch)
+                ticket.crop_seq = crop_seq
+                crop_seq += 1
+            ticket.times["preprocess"] = time.monotonic()
+            counters.add("preprocessed")
+            if not process.put_until_stopped(out_queue, ticket, stop_event):
+                break
+    finally:
+        frames.close()
+        crops.close()
+        process.release_queue(out_queue, stop_event)
+
+
+def _skip_to_newest(waiting: collections.deque, counters: Counters) -> None:
+    """Drop all but the newest waiting frame, counting each as stale; an end of stream stays queued
+    behind the frame before it."""
+    while len(waiting) > 1 and not isinstance(waiting[1], EndOfStream):
+        waiting.popleft()
+        counters.add("drop_stale")
+
+
+def _apply_feedback(feedback_queue, tracker: RegionTracker) -> None:
+    while True:
+        try:
+            track_id, seq, box, confidence = feedback_queue.get_nowait()
+        except queue.Empty:
+            return
+        tracker.on_pose(track_id, seq, box, confidence)
+
+

@@ -1,0 +1,83 @@
+"""What every pipeline process shares: start-up, the stop flag, and putting on bounded queues."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import queue
+import signal
+import sys
+import time
+from multiprocessing.sharedctypes import RawValue
+
+from wildpose import logs
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def init_child(log_level: int, weights_label: str | None) -> None:
+    """Log like the parent; leave Ctrl-C to the supervisor, which stops the stages in order; and die
+    with the supervisor, so a supervisor killed by SIGKILL leaves no orphan stage behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    logs.setup(verbose=log_level <= logging.DEBUG)
+    logs.label_untrained(weights_label)
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class StopFlag:
+    """A run-wide stop flag in shared memory.
+
+    Not a `multiprocessing.Event`: setting an Event waits for every process sleeping in `wait()` to
+    acknowledge, so one waiter killed by SIGKILL (a capture, say) would hang the supervisor's stop.
+    A flag that is polled has no such handshake.
+    """
+
+    _SLICE_S = 0.02
+
+    def __init__(self) -> None:
+        self._value = RawValue("b", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, waking early once the flag is set; returns the flag."""
+        deadline = time.monotonic() + timeout
+        while not self.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(remaining, self._SLICE_S))
+        return True
+
+
+def put_until_stopped(out_queue, item, stop_event, poll_s: float = 0.1) -> bool:
+    """Put `item` on a bounded queue, waiting while it is full; False if the run is stopping."""
+    while not stop_event.is_set():
+        try:
+            out_queue.put(item, timeout=poll_s)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def release_queue(out_queue, stop_event) -> None:
+    """At a stage's exit: after a requested stop, don't wait to flush what the queue still buffers
+    (its reader may be gone); after a normal end, do, since the end-of-stream marker is in there."""
+    if stop_event.is_set():
+        out_queue.cancel_join_thread()

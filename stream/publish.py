@@ -1,0 +1,173 @@
+"""The publish stage: one process that sends poses, stats and meta over a ZeroMQ XPUB socket.
+
+XPUB rather than PUB so the publisher sees subscriptions: each new subscriber that wants `meta`
+gets it at once (no one has to wait for a periodic repeat), and `--wait-subscribers N` holds the
+pipeline until N subscriptions arrived, so a test or a recorder misses no frame (the "slow joiner"
+of the zguide) without any sleep. Sends never block: a subscriber that stops reading loses its own
+messages at the high-water mark and slows no one else.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from wildpose.stream import process, schema
+from wildpose.stream.config import PublishConfig
+from wildpose.stream.frames import EndOfStream, FrameTicket
+from wildpose.stream.stats import DROP_REASONS, Counters, LatencyWindow
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+_LINGER_MS = 1000  # on close, how long queued messages may still go out
+_STAGE_COUNTERS = {"capture": "captured", "preprocess": "preprocessed", "infer": "inferred",
+                   "smooth": "smoothed", "publish": "published"}
+# latency name -> (from stage, to stage) in a ticket's `times`
+_LATENCIES = {"preprocess": ("capture", "preprocess"), "infer": ("preprocess", "infer"),
+              "smooth": ("infer", "smooth"), "publish": ("smooth", "publish"),
+              "total": ("capture", "publish")}
+
+
+@dataclass(frozen=True)
+class PublishArgs:
+    config: PublishConfig
+    streams: tuple[str, ...]
+    meta: dict[str, Any]
+
+
+class _StreamStats:
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+        self.latency = LatencyWindow()
+        self.last_counts = counters.snapshot()
+        self.last_time = time.monotonic()
+
+    def message(self, stream: str, queues: dict[str, int]) -> dict[str, Any]:
+        now = time.monotonic()
+        counts = self.counters.snapshot()
+        elapsed = max(now - self.last_time, 1e-9)
+        fps = {stage: round((counts[name] - self.last_counts[name]) / elapsed, 3)
+               for stage, name in _STAGE_COUNTERS.items()}
+        self.last_counts, self.last_time = counts, now
+        return schema.stats(stream, time.time(), round(elapsed, 3), fps, self.latency.report(),
+                            {reason: counts[f"drop_{reason}"] for reason in DROP_REASONS}, queues, counts)
+
+
+def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event, control_queue,
+         log_level: int, weights_label: str | None) -> None:
+    process.init_child(log_level, weights_label)
+    context = zmq.Context()
+    socket = context.socket(zmq.XPUB)
+    socket.setsockopt(zmq.SNDHWM, args.config.send_hwm)
+    socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, also repeated ones, so each gets meta
+    socket.setsockopt(zmq.LINGER, _LINGER_MS)
+    try:
+        socket.bind(args.config.endpoint)
+    except zmq.ZMQError as exc:
+        control_queue.put(("fatal", "publish", f"cannot publish on {args.config.endpoint}: {exc.strerror}; "
+                                              "is another program using it? choose another with --publish"))
+        socket.close(linger=0)
+        context.term()
+        return
+    if args.config.endpoint.startswith("tcp://") and ("*" in args.config.endpoint
+                                                       or "0.0.0.0" in args.config.endpoint):
+        log.warning("publishing on all interfaces (%s) without authentication: anyone on the network "
+                    "can read the poses", args.config.endpoint)
+    publisher = _Publisher(socket, args, counters_arrays, depth_queues)
+    control_queue.put(("listening", "publish", args.config.endpoint))
+    try:
+        while publisher.subscriptions < args.config.wait_subscribers and not stop_event.is_set():
+            publisher.serve_subscriptions(timeout_ms=100)
+        control_queue.put(("ready", "publish", args.config.endpoint))
+        publisher.run(in_queue, stop_event)
+    finally:
+        socket.close()
+        context.term()
+
+
+class _Publisher:
+    def __init__(self, socket: zmq.Socket, args: PublishArgs, counters_arrays, depth_queues) -> None:
+        self.socket = socket
+        self.args = args
+        self.meta_payload = schema.pack(args.meta)
+        self.stats = {s: _StreamStats(Counters(counters_arrays[s])) for s in args.streams}
+        self.counters = {s: stream_stats.counters for s, stream_stats in self.stats.items()}
+        self.depth_queues = depth_queues
+        self.subscriptions = 0
+
+    def run(self, in_queue, stop_event) -> None:
+        ended: set[str] = set()
+        next_stats = time.monotonic() + self.args.config.stats_interval_s
+        while ended != set(self.args.streams) and not stop_event.is_set():
+            self.serve_subscriptions(timeout_ms=0)
+            timeout = max(0.0, min(_POLL_S, next_stats - time.monotonic()))
+            try:
+                item = in_queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if isinstance(item, FrameTicket):
+                self.publish_pose(item)
+            elif isinstance(item, EndOfStream):
+                ended.add(item.stream)
+                log.info("%s: stream ended (%s)", item.stream, item.reason)
+            if time.monotonic() >= next_stats:
+                self.publish_stats()
+                next_stats = time.monotonic() + self.args.config.stats_interval_s
+        self.publish_stats()  # the final figures, also after the last frame of a file
+
+    def serve_subscriptions(self, timeout_ms: int) -> None:
+        """Count new subscriptions and answer each that covers `meta` with the meta message."""
+        while self.socket.poll(timeout_ms, zmq.POLLIN):
+            event = self.socket.recv()
+            timeout_ms = 0
+            if event[:1] == b"\x01":
+                self.subscriptions += 1
+                if schema.META_TOPIC.encode().startswith(event[1:]):
+                    self._send(schema.META_TOPIC, self.meta_payload, None)
+
+    def publish_pose(self, ticket: FrameTicket) -> None:
+        people = [schema.person(p.track_id, _clip_box(p.joints2d, ticket.size), p.score, p.joints2d,
+                                p.joints3d, p.conf, p.tracked) for p in ticket.people]
+        now = time.time()
+        ticket.times["publish"] = time.monotonic()
+        payload = schema.pack(schema.pose(ticket.stream, ticket.seq, ticket.t_capture, now, ticket.size, people))
+        if self._send(schema.pose_topic(ticket.stream), payload, ticket.stream):
+            self.counters[ticket.stream].add("published")
+        window = self.stats[ticket.stream].latency
+        for name, (start, end) in _LATENCIES.items():
+            if start in ticket.times and end in ticket.times:
+                window.add(name, ticket.times[end] - ticket.times[start])
+
+    def publish_stats(self) -> None:
+        depths = {}
+        for name, depth_queue in self.depth_queues.items():
+            try:
+                depths[name] = depth_queue.qsize()
+            except NotImplementedError:  # macOS has no sem_getvalue
+                pass
+        for stream, stream_stats in self.stats.items():
+            self._send(schema.stats_topic(stream), schema.pack(stream_stats.message(stream, depths)), None)
+
+    def _send(self, topic: str, payload: bytes, stream: str | None) -> bool:
+        try:
+            self.socket.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            if stream is not None:
+                self.counters[stream].add("drop_publish")
+            return False
+
+
+def _clip_box(joints2d, size: tuple[int, int]) -> list[float]:
+    """Tight box of the joints, clipped to the frame."""
+    width, height = size
+    x0, y0 = joints2d.min(axis=0)
+    x1, y1 = joints2d.max(axis=0)
+    return [min(max(float(x0), 0.0), width - 1.0), min(max(float(y0), 0.0), height - 1.0),
+            min(max(float(x1), 0.0), width - 1.0), min(max(float(y1), 0.0), height - 1.0)]

@@ -1,0 +1,75 @@
+"""Message schema version 1: what goes over ZeroMQ, as msgpack maps (design.md).
+
+Every message is a two-frame multipart: a topic (`pose/<stream>`, `stats/<stream>` or `meta`) and a
+msgpack map that carries `v`, the schema version. Producers build messages only through the functions
+here and the client validates them against the same field lists, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from wildpose.training import joints
+
+VERSION = 1
+POSE_PREFIX = "pose/"
+STATS_PREFIX = "stats/"
+META_TOPIC = "meta"
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the client refuses anything larger
+
+POSE_FIELDS = ("v", "stream", "seq", "t_capture", "t_publish", "size", "people")
+PERSON_FIELDS = ("id", "bbox", "score", "joints2d", "joints3d", "conf", "tracked")
+STATS_FIELDS = ("v", "stream", "t", "interval_s", "fps", "latency_ms", "drops", "queues", "totals")
+META_FIELDS = ("v", "joints", "edges", "root", "units", "axes", "scale", "model", "streams")
+
+AXES = "camera: x right, y down, z forward"
+
+
+def pose_topic(stream: str) -> str:
+    return f"{POSE_PREFIX}{stream}"
+
+
+def stats_topic(stream: str) -> str:
+    return f"{STATS_PREFIX}{stream}"
+
+
+def person(track_id: int, bbox, score: float, joints2d, joints3d, conf, tracked: bool) -> dict[str, Any]:
+    """One person: bbox [x0, y0, x1, y1] and joints2d [[x, y] x16] in frame pixels, joints3d
+    [[x, y, z] x16] millimetres root-relative in camera axes, conf [x16] in [0, 1]."""
+    return {"id": int(track_id), "bbox": [float(v) for v in bbox], "score": float(score),
+            "joints2d": joints2d.tolist(), "joints3d": joints3d.tolist(), "conf": conf.tolist(),
+            "tracked": bool(tracked)}
+
+
+def pose(stream: str, seq: int, t_capture: float, t_publish: float, size: tuple[int, int],
+         people: list[dict[str, Any]]) -> dict[str, Any]:
+    """One processed frame (sent also when `people` is empty, so every frame is accounted for)."""
+    return {"v": VERSION, "stream": stream, "seq": int(seq), "t_capture": float(t_capture),
+            "t_publish": float(t_publish), "size": [int(size[0]), int(size[1])], "people": people}
+
+
+def stats(stream: str, t: float, interval_s: float, fps: dict[str, float], latency_ms: dict,
+          drops: dict[str, int], queues: dict[str, int], totals: dict[str, int]) -> dict[str, Any]:
+    return {"v": VERSION, "stream": stream, "t": t, "interval_s": interval_s, "fps": fps,
+            "latency_ms": latency_ms, "drops": drops, "queues": queues, "totals": totals}
+
+
+def meta(model: dict[str, Any], streams: dict[str, dict[str, str]], scale: str) -> dict[str, Any]:
+    """The joint set, units, axes and scale of every pose message, and what produces them."""
+    return {"v": VERSION, "joints": list(joints.NAMES), "edges": [list(e) for e in joints.EDGES],
+            "root": joints.ROOT, "units": {"joints2d": "px", "bbox": "px", "joints3d": "mm"},
+            "axes": AXES, "scale": scale, "model": model, "streams": streams}
+
+
+def pack(message: dict[str, Any]) -> bytes:
+    # Doubles throughout: t_capture (unix seconds) needs more precision than float32 has.
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def unpack(payload: bytes) -> Any:
+    """Decode a payload; msgpack bounds every container by the payload's own length."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    return msgpack.unpackb(payload, raw=False, strict_map_key=True)

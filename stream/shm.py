@@ -1,0 +1,99 @@
+"""Rings of shared-memory slots that carry frames and crops between processes.
+
+Pixels never travel through pipes: a writer puts an array into slot `seq % slots` and sends only a
+small descriptor naming `seq`. Each slot starts with a header written seqlock-style (begin stamp,
+data, end stamp), so a reader that was lapped by a fast writer notices and counts an overrun instead
+of reading a torn frame. The supervisor creates every ring and unlinks it on any exit, so a crashed
+stage never leaks /dev/shm entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+
+import numpy as np
+
+_HEADER_WORDS = 8  # begin seq, end seq, ndim, up to 4 dims, spare
+_HEADER_BYTES = _HEADER_WORDS * 8
+_ALIGN = 64
+_EMPTY = -1
+
+
+@dataclass(frozen=True)
+class RingSpec:
+    """What a child needs to attach to a ring: picklable, a few bytes."""
+
+    name: str
+    slots: int
+    slot_bytes: int
+
+
+class SlotRing:
+    """`slots` slots of up to `slot_bytes` bytes of uint8 array data each."""
+
+    def __init__(self, spec: RingSpec, memory: shared_memory.SharedMemory, owner: bool) -> None:
+        self.spec = spec
+        self._memory = memory
+        self._owner = owner
+        self._stride = _HEADER_BYTES + _round_up(spec.slot_bytes)
+
+    @classmethod
+    def create(cls, name: str, slots: int, slot_bytes: int) -> SlotRing:
+        spec = RingSpec(name=name, slots=slots, slot_bytes=slot_bytes)
+        stride = _HEADER_BYTES + _round_up(slot_bytes)
+        memory = shared_memory.SharedMemory(name=name, create=True, size=stride * slots)
+        ring = cls(spec, memory, owner=True)
+        for slot in range(slots):
+            ring._header(slot)[:2] = _EMPTY
+        return ring
+
+    @classmethod
+    def attach(cls, spec: RingSpec) -> SlotRing:
+        return cls(spec, shared_memory.SharedMemory(name=spec.name), owner=False)
+
+    def _header(self, slot: int) -> np.ndarray:
+        return np.ndarray((_HEADER_WORDS,), np.int64, self._memory.buf, offset=slot * self._stride)
+
+    def _data(self, slot: int, shape: tuple[int, ...]) -> np.ndarray:
+        return np.ndarray(shape, np.uint8, self._memory.buf, offset=slot * self._stride + _HEADER_BYTES)
+
+    def write(self, seq: int, array: np.ndarray) -> None:
+        """Store a uint8 array of at most 4 dimensions under `seq` (overwrites `seq - slots`)."""
+        if array.dtype != np.uint8 or array.ndim > 4 or array.nbytes > self.spec.slot_bytes:
+            raise ValueError(f"ring {self.spec.name}: cannot store {array.dtype} {array.shape} "
+                             f"in slots of {self.spec.slot_bytes} bytes")
+        slot = seq % self.spec.slots
+        header = self._header(slot)
+        header[0] = seq
+        header[2] = array.ndim
+        header[3:3 + array.ndim] = array.shape
+        self._data(slot, array.shape)[...] = array
+        header[1] = seq
+
+    def read(self, seq: int) -> np.ndarray | None:
+        """A copy of the array stored under `seq`, or None if it was overwritten (or never written)."""
+        slot = seq % self.spec.slots
+        header = self._header(slot)
+        if header[1] != seq:
+            return None
+        ndim = int(header[2])
+        shape = tuple(int(d) for d in header[3:3 + ndim]) if 0 <= ndim <= 4 else ()
+        if ndim > 4 or any(d < 0 for d in shape) or int(np.prod(shape)) > self.spec.slot_bytes:
+            return None  # a writer is rewriting the header right now
+        copy = self._data(slot, shape).copy()
+        if header[0] != seq:  # a writer started on this slot while we copied
+            return None
+        return copy
+
+    def close(self) -> None:
+        self._memory.close()
+        if self._owner:
+            try:
+                self._memory.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _round_up(size: int) -> int:
+    return (size + _ALIGN - 1) // _ALIGN * _ALIGN

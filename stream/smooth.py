@@ -1,0 +1,118 @@
+"""The smooth stage: network outputs become final poses, filtered over time, and tracking feedback.
+
+For each person it maps the 2D joints from crop back to frame pixels, assembles the metric 3D pose
+(root-relative, skeleton-sum prior), runs that person's One Euro filters on the frame's media
+timestamp, and tells preprocess where the person is for the next frame (or that the track is lost).
+Filters live and die with their track: a new id starts fresh filters, and a track's filters are
+dropped as soon as it is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from wildpose.stream import crop, process
+from wildpose.stream.config import SmoothingConfig
+from wildpose.stream.frames import EndOfStream, FrameTicket, PersonRegion
+from wildpose.stream.one_euro import OneEuroFilter
+from wildpose.stream.stats import Counters
+from wildpose.stream.tracking import pose_box
+from wildpose.training import pose3d
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class SmoothArgs:
+    streams: tuple[str, ...]
+    input_size: int
+    smoothing: SmoothingConfig
+    skeleton_sum_mm: float
+
+
+class PoseFilters:
+    """The One Euro filters of one tracked person: 2D (pixels) and 3D (millimetres)."""
+
+    def __init__(self, config: SmoothingConfig) -> None:
+        self.joints2d = OneEuroFilter(config.min_cutoff_2d, config.beta_2d, config.d_cutoff)
+        self.joints3d = OneEuroFilter(config.min_cutoff_3d, config.beta_3d, config.d_cutoff)
+
+
+class StreamSmoother:
+    """Postprocessing and filtering for one stream."""
+
+    def __init__(self, args: SmoothArgs) -> None:
+        self.args = args
+        self.filters: dict[int, PoseFilters] = {}
+
+    def process(self, ticket: FrameTicket) -> None:
+        """Fill `joints2d` / `joints3d` of every person of the ticket, in place."""
+        for person in ticket.people:
+            finish(person, self.args.input_size, self.args.skeleton_sum_mm)
+            if self.args.smoothing.enabled:
+                filters = self.filters.get(person.track_id)
+                if filters is None:
+                    filters = self.filters[person.track_id] = PoseFilters(self.args.smoothing)
+                person.joints2d = filters.joints2d(person.joints2d, ticket.t_media).astype(np.float32)
+                person.joints3d = filters.joints3d(person.joints3d, ticket.t_media).astype(np.float32)
+        present = {person.track_id for person in ticket.people}
+        for gone in set(self.filters) - present:
+            del self.filters[gone]
+
+
+def finish(person: PersonRegion, input_size: int, skeleton_sum_mm: float) -> None:
+    """Network outputs of one person -> frame-pixel 2D joints and a metric root-relative 3D pose."""
+    person.joints2d = crop.crop_to_frame(person.joints2d_crop, person.affine).astype(np.float32)
+    person.joints3d = pose3d.assemble(person.joints2d_crop[None], person.depth[None], input_size,
+                                      skeleton_sum_mm)[0]
+
+
+def main(args: SmoothArgs, in_queue, out_queue, feedback_queues, counters_arrays, stop_event,
+         log_level: int, weights_label: str | None) -> None:
+    process.init_child(log_level, weights_label)
+    smoothers = {stream: StreamSmoother(args) for stream in args.streams}
+    counters = {stream: Counters(array) for stream, array in counters_arrays.items()}
+    ended: set[str] = set()
+    try:
+        while ended != set(args.streams) and not stop_event.is_set():
+            try:
+                item = in_queue.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if isinstance(item, EndOfStream):
+                ended.add(item.stream)
+                smoothers[item.stream].filters.clear()
+            else:
+                smoothers[item.stream].process(item)
+                _feedback(feedback_queues[item.stream], item)
+                item.times["smooth"] = time.monotonic()
+                counters[item.stream].add("smoothed")
+            if not process.put_until_stopped(out_queue, item, stop_event):
+                return
+    finally:
+        process.release_queue(out_queue, stop_event)
+        for feedback in feedback_queues.values():
+            feedback.cancel_join_thread()
+
+
+def _feedback(feedback_queue, ticket: FrameTicket) -> None:
+    """Tell preprocess each person's region for the next frame; a full queue only means preprocess
+    has fresher feedback waiting already."""
+    for person in ticket.people:
+        confidence = float(np.mean(person.conf))
+        width, height = ticket.size
+        box = pose_box(person.joints2d)
+        inside = box[2] > 0 and box[3] > 0 and box[0] < width and box[1] < height
+        try:
+            feedback_queue.put_nowait((person.track_id, ticket.seq, box if inside else None, confidence))
+        except queue.Full:
+            pass
+
+

@@ -1,0 +1,113 @@
+"""Opening video sources with PyAV (FFmpeg): files, RTSP, HTTP(S) and V4L2 cameras.
+
+Every blocking call has a timeout, so a dead link cannot hang a capture process, and every failure
+becomes a `SourceError` whose message names the source (credentials removed) and what to check.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+
+import av
+import cv2
+import numpy as np
+
+from wildpose.errors import SourceError
+from wildpose.stream.config import SourceConfig
+
+
+def open_source(source: SourceConfig) -> av.container.InputContainer:
+    """Open `source` and return its container; raises `SourceError` with the fix on failure."""
+    kind = source.kind
+    timeout = (source.open_timeout_s, source.read_timeout_s)
+    options: dict[str, str] = {}
+    target, fmt = source.url, None
+    if kind == "rtsp":
+        # TCP by default (UDP loses packets across NATs and busy links); no demuxer buffering, and a
+        # socket timeout (microseconds) on top of PyAV's own.
+        options = {"rtsp_transport": source.rtsp_transport, "fflags": "nobuffer", "flags": "low_delay",
+                   "max_delay": "500000", "timeout": str(int(source.read_timeout_s * 1e6))}
+    elif kind == "http":
+        # no `fflags nobuffer` here: with it, FFmpeg's MP4 demuxer over HTTP decodes nothing
+        options = {"rw_timeout": str(int(source.read_timeout_s * 1e6))}
+    elif kind == "camera":
+        target, fmt = source.device, "v4l2"
+        if not os.path.exists(target):
+            raise SourceError(f"camera {target} does not exist; list cameras with `ls /dev/video*` "
+                              "(or `v4l2-ctl --list-devices`) and pass --source /dev/videoN")
+    elif not os.path.exists(source.url):
+        raise SourceError(f"source file not found: {source.url}; check the path")
+    elif os.path.isdir(source.url):
+        raise SourceError(f"source {source.url} is a directory, not a video file")
+    try:
+        container = av.open(target, format=fmt, options=options, timeout=timeout)
+    except av.error.FFmpegError as exc:
+        raise SourceError(f"cannot open {source.display}: {_reason(exc)}; {_hint(source)}") from None
+    except OSError as exc:
+        raise SourceError(f"cannot open {source.display}: {exc.strerror or exc}; {_hint(source)}") from None
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"{source.display} has no video stream; pass a video file or stream")
+    return container
+
+
+def _reason(exc: av.error.FFmpegError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _hint(source: SourceConfig) -> str:
+    return {
+        "file": "is it a complete, playable video file?",
+        "rtsp": f"check the URL and that the server is up (transport {source.rtsp_transport})",
+        "http": "check the URL and that the server is up",
+        "camera": "check that the camera is connected and not in use by another program",
+    }[source.kind]
+
+
+def decoded_frames(container: av.container.InputContainer, on_decode_error) -> Iterator[av.VideoFrame]:
+    """Frames of the first video stream; corrupt packets are reported to `on_decode_error` and skipped
+    (a single bad packet must not end a live stream)."""
+    stream = container.streams.video[0]
+    stream.thread_type = "SLICE"  # frame threading would add frames of latency
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.error.InvalidDataError as exc:
+            on_decode_error(exc)
+
+
+def to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
+    """`(H, W, 3)` uint8 RGB, scaled down (aspect kept) if its longer side exceeds `max_side`."""
+    longest = max(frame.width, frame.height)
+    if longest <= max_side:
+        return frame.to_ndarray(format="rgb24")
+    scale = max_side / longest
+    return frame.to_ndarray(width=max(2, round(frame.width * scale)),
+                            height=max(2, round(frame.height * scale)), format="rgb24")
+
+
+def shrink_to(image: np.ndarray, max_bytes: int) -> np.ndarray:
+    """`image` scaled down (aspect kept) so that it takes at most `max_bytes`."""
+    height, width = image.shape[:2]
+    scale = math.sqrt(max_bytes / image.nbytes)
+    size = (max(2, math.floor(width * scale)), max(2, math.floor(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def probe(source: SourceConfig) -> tuple[int, int]:
+    """Open the source and decode its first frame; returns (width, height) as the pipeline will see
+    them. Raises `SourceError` when the source cannot deliver a frame."""
+    container = open_source(source)
+    errors: list[Exception] = []
+    try:
+        for frame in decoded_frames(container, errors.append):
+            image = to_rgb(frame, source.max_side)
+            return image.shape[1], image.shape[0]
+    except av.error.FFmpegError as exc:
+        raise SourceError(f"cannot read {source.display}: {_reason(exc)}; {_hint(source)}") from None
+    finally:
+        container.close()
+    detail = f" ({len(errors)} undecodable packets)" if errors else ""
+    raise SourceError(f"{source.display} contains no decodable video frame{detail}; {_hint(source)}")

@@ -1,0 +1,74 @@
+"""Counters and latency windows: what the pipeline did, so no frame is lost silently.
+
+Each stream has one shared array of int64 counters. Every counter has exactly one writing process
+(named below), so increments need no lock; anyone may read. Frames in = frames published + frames
+dropped (by reason) + frames in flight, and in flight is zero once a file has ended.
+"""
+
+from __future__ import annotations
+
+from multiprocessing.sharedctypes import RawArray
+
+import numpy as np
+
+# name -> the process that writes it
+COUNTERS: dict[str, str] = {
+    "captured": "capture",  # frames decoded from the source
+    "drop_decode_error": "capture",  # packets or frames the decoder rejected
+    "reconnects": "capture",  # live source reconnections
+    "last_seq": "capture",  # the last frame number handed on (a restarted file capture resumes after it)
+    "preprocessed": "preprocess",
+    "consumed_seq": "preprocess",  # the last frame taken from the ring (every-frame backpressure)
+    "drop_stale": "preprocess",  # skipped for a newer frame (realtime: the latest frame wins)
+    "drop_frame_overrun": "preprocess",  # frame slot overwritten before preprocess read it
+    "detections": "preprocess",  # detector runs
+    "inferred": "infer",
+    "drop_crop_overrun": "infer",  # crop slot overwritten before infer read it
+    "smoothed": "smooth",
+    "published": "publish",
+    "drop_publish": "publish",  # ZeroMQ refused the message (send queue full)
+    "capture_restarts": "supervisor",
+}
+_INDEX = {name: i for i, name in enumerate(COUNTERS)}
+DROP_REASONS = tuple(name[len("drop_"):] for name in COUNTERS if name.startswith("drop_"))
+
+
+class Counters:
+    def __init__(self, array=None) -> None:
+        self.array = array if array is not None else RawArray("q", len(COUNTERS))
+
+    def add(self, name: str, amount: int = 1) -> None:
+        self.array[_INDEX[name]] += amount
+
+    def set(self, name: str, value: int) -> None:
+        self.array[_INDEX[name]] = value
+
+    def get(self, name: str) -> int:
+        return self.array[_INDEX[name]]
+
+    def snapshot(self) -> dict[str, int]:
+        return {name: self.array[i] for name, i in _INDEX.items()}
+
+    def drops(self) -> dict[str, int]:
+        return {reason: self.array[_INDEX[f"drop_{reason}"]] for reason in DROP_REASONS}
+
+
+class LatencyWindow:
+    """Latency samples (seconds) per stage since the last report."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.samples.setdefault(stage, []).append(seconds)
+
+    def report(self) -> dict[str, dict[str, float]]:
+        """stage -> {"p50": ms, "p95": ms, "n": count}, then starts a new window."""
+        out = {}
+        for stage, values in self.samples.items():
+            if values:
+                p50, p95 = np.percentile(values, [50, 95])
+                out[stage] = {"p50": round(float(p50) * 1000, 3), "p95": round(float(p95) * 1000, 3),
+                              "n": len(values)}
+        self.samples = {}
+        return out

@@ -1,0 +1,152 @@
+"""The pipeline end to end on real parts: real decoded video, real processes, real ZeroMQ sockets."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import math
+import os
+import re
+import signal
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+from support import receive_poses
+
+from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber, StatsMessage
+from wildpose.tools import democlip
+
+
+def frame_count(path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def assert_valid_pose(message: PoseMessage, size: tuple[int, int]) -> None:
+    assert message.size == size
+    assert math.isfinite(message.t_capture) and message.t_publish >= message.t_capture
+    for person in message.people:
+        assert person.joints2d.shape == (16, 2) and person.joints3d.shape == (16, 3) and person.conf.shape == (16,)
+        assert np.all(np.isfinite(person.joints3d)) and np.all(person.joints3d[6] == 0)  # pelvis is the root
+        assert np.all((person.conf >= 0) & (person.conf <= 1))
+        x0, y0, x1, y1 = person.bbox
+        assert 0 <= x0 <= x1 <= size[0] and 0 <= y0 <= y1 <= size[1]
+
+
+@pytest.mark.parametrize("clip, size", [
+    ("video/pose_squats.mp4", (720, 1280)),
+    ("video/street_people_720p50.avi", (1280, 720)),
+    ("video/worker-zone-detection.gif", (480, 270)),
+])
+def test_every_frame_of_a_real_video_reaches_the_subscriber_in_order(pipeline, shared_data, clip, size):
+    path = shared_data / clip
+    frames = frame_count(path)
+    run = pipeline("--source", f"clip={path}", "--every-frame", "--wait-subscribers", "1")
+    with PoseSubscriber(run.endpoint) as subscriber:
+        poses = receive_poses(subscriber, frames, timeout=120)
+        assert run.wait() == 0, run.log
+    assert [p.seq for p in poses] == list(range(frames))
+    assert all(p.stream == "clip" for p in poses)
+    for message in poses:
+        assert_valid_pose(message, size)
+    assert sum(len(p.people) for p in poses) > 0, "the detector found no one in a video of people"
+    assert f"captured {frames}, published {frames}, dropped 0" in run.log
+
+
+def test_the_generated_clip_publishes_people_meta_and_stats(pipeline, walker_clip):
+    run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--detector", "none",
+                   "--wait-subscribers", "1", "--stats-interval", "0.2")
+    meta, stats, poses = None, [], []
+    with PoseSubscriber(run.endpoint) as subscriber:
+        while len(poses) < 48:
+            message = subscriber.recv(timeout=60)
+            assert message is not None, run.log
+            if isinstance(message, MetaMessage):
+                meta = message
+            elif isinstance(message, StatsMessage):
+                stats.append(message)
+            else:
+                poses.append(message)
+        assert run.wait() == 0, run.log
+        while (message := subscriber.recv(timeout=2)) is not None:  # the final stats
+            if isinstance(message, StatsMessage):
+                stats.append(message)
+    assert [len(p.people) for p in poses] == [1] * 48
+    assert meta.joints[6] == "pelvis" and len(meta.edges) == 14 and "4296.99 mm" in meta.scale
+    assert meta.model["weights"].startswith("untrained weights")
+    assert stats and stats[-1].totals["published"] == 48 and sum(stats[-1].drops.values()) == 0
+    assert set(stats[-1].fps) == {"capture", "preprocess", "infer", "smooth", "publish"}
+    latencies = [s.latency_ms for s in stats if "total" in s.latency_ms]
+    assert latencies and all(0 < s["total"]["p50"] <= s["total"]["p95"] for s in latencies)
+
+
+def test_two_subscribers_get_the_same_messages_and_a_stalled_one_slows_no_one(pipeline, walker_clip):
+    frames = 240  # five passes of the clip: far more than the stalled subscriber's queues hold
+    run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--loop", "--detector", "none",
+                   "--wait-subscribers", "3", "--send-hwm", "50")
+    with PoseSubscriber(run.endpoint, topics=["pose"]) as first, \
+            PoseSubscriber(run.endpoint, topics=["pose"]) as second, \
+            PoseSubscriber(run.endpoint, topics=["pose"], receive_hwm=1):  # subscribes, never reads
+        a, b = [], []
+        deadline = time.monotonic() + 120
+        while (len(a) < frames or len(b) < frames) and time.monotonic() < deadline:
+            for subscriber, received in ((first, a), (second, b)):
+                message = subscriber.recv(timeout=0.01)
+                if isinstance(message, PoseMessage) and len(received) < frames:
+                    received.append(message)
+        assert run.stop(signal.SIGINT) == 0
+    assert [m.seq for m in a] == [m.seq for m in b] == list(range(frames))
+    assert [m.people[0].joints3d.tolist() for m in a] == [m.people[0].joints3d.tolist() for m in b]
+    assert re.search(r"final stats walker: captured \d+, published \d+, dropped 0,", run.log), run.log
+
+
+def test_a_killed_capture_is_restarted_and_the_stream_resumes(pipeline, walker_clip):
+    run = pipeline("--source", f"walker={walker_clip}", "--loop", "--detector", "none", "--wait-subscribers", "1")
+    with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
+        before = receive_poses(subscriber, 10)
+        assert len(before) == 10, run.log
+        infer_pid = run.pid_of("infer")
+        os.kill(run.pid_of("capture-walker"), signal.SIGKILL)
+        mark = len(run.lines)
+        run.wait_for_log(r"capture-walker died \(signal SIGKILL\); restarting", after=0)
+        run.pid_of("capture-walker", after=mark)
+        after = receive_poses(subscriber, 10)
+    assert len(after) == 10 and after[0].seq > before[-1].seq
+    assert [m.seq for m in after] == sorted(m.seq for m in after)
+    os.kill(infer_pid, 0)  # the other stages kept running
+    assert run.stop(signal.SIGINT) == 0
+    assert "restarts 1" in run.log
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_everything_within_two_seconds_with_final_stats(pipeline, walker_clip, sig):
+    run = pipeline("--source", f"walker={walker_clip}", "--loop", "--detector", "none", "--wait-subscribers", "1")
+    with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
+        assert len(receive_poses(subscriber, 5)) == 5, run.log
+        assert run.stop(sig) == 0
+    # every stage left on its own within the supervisor's grace (1.5 s); none had to be terminated
+    assert "did not stop in time" not in run.log
+    assert re.search(r"all stages stopped in [01]\.\d+ s", run.log), run.log
+    assert f"stopped by signal {signal.Signals(sig).name}" in run.log
+    assert "final stats walker: captured" in run.log
+
+
+def test_an_http_source_streams_and_is_reopened_when_it_ends(pipeline, tmp_path):
+    # Index first, as streamed MP4 is: Python's test server cannot serve the ranges a seek would need.
+    clip = democlip.write_clip(tmp_path / "walker.mp4", faststart=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/{clip.name}"
+        run = pipeline("--source", f"web={url}", "--detector", "none", "--wait-subscribers", "1")
+        with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
+            poses = receive_poses(subscriber, 60)  # more than the clip has: it must be fetched again
+        assert [p.seq for p in poses] == sorted(p.seq for p in poses) and len(poses) == 60, run.log
+        assert run.stop(signal.SIGINT) == 0
+        assert "web: http://127.0.0.1" in run.log and "ended the stream; reconnecting" in run.log
+    finally:
+        server.shutdown()

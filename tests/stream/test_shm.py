@@ -1,0 +1,54 @@
+"""Shared-memory rings: what is written comes back; a lapped slot is detected, never torn."""
+
+import numpy as np
+import pytest
+
+from wildpose.stream.shm import SlotRing
+
+
+@pytest.fixture()
+def ring():
+    created = SlotRing.create(f"wp_test_{np.random.default_rng().integers(1 << 30)}", slots=3, slot_bytes=64 * 48 * 3)
+    yield created
+    created.close()
+
+
+def test_an_array_comes_back_with_its_shape(ring):
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    ring.write(7, frame)
+    assert np.array_equal(ring.read(7), frame)
+
+
+def test_a_child_attached_by_spec_reads_the_same_bytes(ring):
+    ring.write(0, np.full((2, 4, 4, 3), 9, np.uint8))
+    other = SlotRing.attach(ring.spec)
+    try:
+        assert other.read(0).shape == (2, 4, 4, 3) and other.read(0).max() == 9
+    finally:
+        other.close()
+
+
+def test_an_overwritten_slot_reads_as_none(ring):
+    ring.write(1, np.zeros((4, 4), np.uint8))
+    ring.write(4, np.ones((4, 4), np.uint8))  # 4 % 3 == 1: laps seq 1
+    assert ring.read(1) is None
+    assert ring.read(4).max() == 1
+    assert ring.read(2) is None  # never written
+
+
+def test_a_half_written_slot_reads_as_none(ring):
+    ring.write(2, np.zeros((4, 4), np.uint8))
+    ring._header(2)[0] = 5  # a writer has begun seq 5 in this slot and not finished
+    assert ring.read(2) is None
+
+
+def test_arrays_too_large_for_a_slot_are_refused(ring):
+    with pytest.raises(ValueError, match="cannot store"):
+        ring.write(0, np.zeros((100, 100, 3), np.uint8))
+
+
+def test_closing_the_owner_unlinks_the_segment():
+    ring = SlotRing.create("wp_test_unlink", slots=1, slot_bytes=8)
+    ring.close()
+    with pytest.raises(FileNotFoundError):
+        SlotRing.attach(ring.spec)

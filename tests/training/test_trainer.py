@@ -1,0 +1,168 @@
+"""Training for real on generated data: the losses fall, checkpoints resume bit for bit, and two
+data-parallel processes end with identical weights."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tomllib
+
+import pytest
+import torch
+
+from wildpose.training import checkpoint, run_log, train_config, trainer
+from wildpose.training.models import hourglass
+
+STAGES = [
+    {"name": "heatmaps_2d", "epochs": 2, "steps_per_epoch": 6, "lr": 1e-3},
+    {"name": "depth", "epochs": 1, "steps_per_epoch": 6, "lr": 1e-3, "depth_weight": 0.1},
+    {"name": "geometric", "epochs": 1, "steps_per_epoch": 6, "lr": 1e-4, "depth_weight": 0.1,
+     "geometric_weight": 0.01},
+]
+TOTAL_STEPS = 24
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a 2-core machine shared with other work, two OpenMP threads spin-wait
+    on each other and a 5 s run can take minutes (CPU results are bit-exact for a fixed count)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def make_config(data, output, tensorboard=False, **changes):
+    values = {
+        "output": str(output), "model": "tiny", "seed": 0, "batch_size": 8, "workers": 0,
+        "logging": {"every_steps": 2, "tensorboard": tensorboard, "progress": False},
+        "data": {"train": [
+            {"format": "h36m", "annotations": str(data.h36m_annotations), "images": str(data.h36m_images)},
+            {"format": "folder", "annotations": str(data.folder_annotations)}],
+            "val": [{"format": "h36m", "annotations": str(data.h36m_annotations),
+                     "images": str(data.h36m_images), "split": "test"}]},
+        "stages": STAGES,
+    }
+    values.update(changes)
+    return train_config.TrainConfig.from_dict(values)
+
+
+@pytest.fixture(scope="module")
+def full_run(synthetic_data, tmp_path_factory):
+    output = tmp_path_factory.mktemp("full")
+    result = trainer.train(make_config(synthetic_data, output, tensorboard=True))
+    return result, run_log.read(output / "metrics.csv")
+
+
+def train_rows(rows, stage=None):
+    return [r for r in rows if r["kind"] == "train" and (stage is None or r["stage"] == stage)]
+
+
+def test_a_short_run_goes_through_all_three_stages_and_the_losses_fall(full_run):
+    result, rows = full_run
+    assert result.finished and result.position.global_step == TOTAL_STEPS
+    stage1 = train_rows(rows, "heatmaps_2d")
+    first, last = float(stage1[0]["heatmap"]), float(stage1[-1]["heatmap"])
+    print(f"heatmap loss {first:.4g} -> {last:.4g}")
+    assert last < 0.25 * first
+    depth = [float(r["depth"]) for r in train_rows(rows, "depth")]
+    print(f"depth loss {depth[0]:.4g} -> {depth[-1]:.4g}")
+    assert depth[-1] < 0.7 * depth[0]
+    # the stages' weights are applied: stage 1 trains heatmaps only, stage 3 adds the geometric term
+    assert all(float(r["loss"]) == pytest.approx(float(r["heatmap"])) for r in stage1)
+    for r in train_rows(rows, "geometric"):
+        expected = float(r["heatmap"]) + 0.1 * float(r["depth"]) + 0.01 * float(r["geometric"])
+        assert float(r["loss"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_run_leaves_checkpoints_logs_and_a_summary(full_run):
+    result, rows = full_run
+    output = result.output
+    assert {p.name for p in output.glob("*.pt")} == {"last.pt", "1_heatmaps_2d.pt", "2_depth.pt", "3_geometric.pt"}
+    model, info = checkpoint.load(output / "3_geometric.pt")
+    assert info.trained and info.model_config == hourglass.PRESETS["tiny"]
+    assert info.train_config["stages"][2]["geometric_weight"] == 0.01 and "geometric" in info.weights
+    record = torch.load(output / "last.pt", weights_only=True)
+    assert set(record["resume"]) == {"position", "optimizer", "optimizer_stage", "torch_rng"}
+    assert list((output / "tensorboard").glob("events.out.tfevents.*"))
+    evaluations = [r for r in rows if r["kind"] == "eval" and r["metric"] == "mpjpe_reference_mm"]
+    assert len(evaluations) == 4 and all(float(r["value"]) > 0 for r in evaluations)
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["finished"] and summary["weight_digests"] == list(result.weight_digests)
+
+
+@pytest.mark.parametrize("stop_at_step", [9, 12])  # mid-epoch of stage 1, and the end of stage 1
+def test_a_stopped_run_resumes_bit_for_bit(full_run, synthetic_data, tmp_path, stop_at_step):
+    full, full_rows = full_run
+    config = make_config(synthetic_data, tmp_path / "resumed")
+    stopped = trainer.train(config, stop_at_step=stop_at_step)
+    assert not stopped.finished and stopped.position.global_step == stop_at_step
+    resumed = trainer.train(config, resume=stopped.last_checkpoint)
+    assert resumed.finished and resumed.weight_digests == full.weight_digests
+    assert torch.equal(*(checkpoint.load(r.last_checkpoint)[0].state_dict()["depth.linear.weight"]
+                         for r in (full, resumed)))
+    later = [r for r in train_rows(run_log.read(tmp_path / "resumed" / "metrics.csv"))
+             if int(r["global_step"]) > stop_at_step + 2]  # windows wholly after the stop
+    assert later == [r for r in train_rows(full_rows) if int(r["global_step"]) > stop_at_step + 2]
+
+
+def test_a_stage_checkpoint_resumes_the_next_stage(full_run, tmp_path, synthetic_data):
+    full, _ = full_run
+    resumed = trainer.train(make_config(synthetic_data, tmp_path / "from_stage"),
+                            resume=full.output / "2_depth.pt")
+    assert resumed.position.global_step == TOTAL_STEPS and resumed.weight_digests == full.weight_digests
+
+
+def sha256_of(state_dict):
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        digest.update(key.encode())
+        digest.update(state_dict[key].contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_two_data_parallel_processes_end_with_identical_weights(synthetic_data, tmp_path):
+    config = make_config(synthetic_data, tmp_path / "ddp", batch_size=4, stages=STAGES[1:2])
+    config_path = tmp_path / "ddp.toml"
+    config_path.write_text(to_toml(config.to_dict()))
+    assert tomllib.loads(config_path.read_text())["batch_size"] == 4
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "wildpose.tools.cli", "train", "--config", str(config_path)],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["position"]["global_step"] == 6
+    saved = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)["state_dict"]
+    untrained = hourglass.build(hourglass.PRESETS["tiny"], seed=0).state_dict()
+    assert summary["weight_digests"] == [sha256_of(saved)] * 2  # both ranks hold the saved weights
+    assert sha256_of(saved) != sha256_of(untrained)
+    assert result.stdout.count("finished after 6 steps") == 1  # rank 0 speaks for the run
+
+
+def to_toml(values, prefix=""):
+    """Just enough TOML for a TrainConfig dict (no TOML writer in the standard library)."""
+    def scalar(v):
+        return json.dumps(v)
+
+    lines, tables = [], []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            tables.extend((key, item, True) for item in value)
+        else:
+            lines.append(f"{key} = {scalar(value)}")
+    for entry in tables:
+        key, value = entry[0], entry[1]
+        name = f"{prefix}{key}"
+        if len(entry) == 3:
+            lines.append(f"[[{name}]]")
+            lines.extend(f"{k} = {scalar(v)}" for k, v in value.items())
+        else:
+            lines.append(to_toml(value, prefix=f"{name}."))
+            if not any(isinstance(v, (dict, list)) and v and isinstance(v if isinstance(v, dict) else v[0], dict)
+                       for v in value.values()):
+                lines[-1] = f"[{name}]\n" + lines[-1]
+    return "\n".join(lines) + "\n"

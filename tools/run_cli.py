@@ -1,0 +1,196 @@
+"""`wildpose run` and `wildpose subscribe`: the pipeline and its reference consumer.
+
+Flags mirror the fields of `stream.config`; a flag the user gives overrides the same value from
+`--config FILE.toml`, a flag not given leaves the file's value (or the default) alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+
+import numpy as np
+
+from wildpose.errors import ConfigError
+
+log = logging.getLogger("wildpose")
+
+RUN_EXAMPLES = """examples:
+  wildpose run --source video.mp4 --every-frame          # every frame of a file, as fast as possible
+  wildpose run --source cam=0                            # the first V4L2 camera, stream id "cam"
+  wildpose run --source door=rtsp://user:pass@10.0.0.5/stream --source /dev/video2
+  wildpose run --config site.toml --publish tcp://127.0.0.1:6000
+"""
+
+SUBSCRIBE_EXAMPLES = """examples:
+  wildpose subscribe                                     # every message from the local pipeline
+  wildpose subscribe --stream cam --json --count 100     # 100 pose messages of one stream as JSON lines
+  wildpose subscribe --endpoint tcp://10.0.0.7:5555 --endpoint tcp://10.0.0.8:5555
+"""
+
+# flag destination -> (config section, field)
+_OVERRIDES = {
+    "model": ("engine", "model"), "backend": ("engine", "backend"), "device": ("engine", "device"),
+    "threads": ("engine", "threads"), "max_batch": ("engine", "max_batch"),
+    "batch_wait_ms": ("engine", "batch_wait_ms"), "spin": ("engine", "spin"),
+    "detector": ("tracking", "detector"), "detect_every": ("tracking", "detect_every"),
+    "min_confidence": ("tracking", "min_confidence"), "detect_max_side": ("tracking", "detect_max_side"),
+    "smoothing": ("smoothing", "enabled"), "min_cutoff_2d": ("smoothing", "min_cutoff_2d"),
+    "beta_2d": ("smoothing", "beta_2d"), "min_cutoff_3d": ("smoothing", "min_cutoff_3d"),
+    "beta_3d": ("smoothing", "beta_3d"), "d_cutoff": ("smoothing", "d_cutoff"),
+    "publish": ("publish", "endpoint"), "send_hwm": ("publish", "send_hwm"),
+    "stats_interval": ("publish", "stats_interval_s"), "wait_subscribers": ("publish", "wait_subscribers"),
+    "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"),
+}
+_SOURCE_FLAGS = {"loop": "loop", "every_frame": "every_frame", "rtsp_transport": "rtsp_transport",
+                 "open_timeout": "open_timeout_s", "read_timeout": "read_timeout_s",
+                 "max_side": "max_side"}
+
+
+def add_parsers(verbs) -> None:
+    run = verbs.add_parser("run", help="run the pipeline: video in, 3D joints out over ZeroMQ",
+                           epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                           argument_default=argparse.SUPPRESS)
+    run.add_argument("--config", help="TOML file with [[source]], [engine], [tracking], [smoothing], [publish]")
+    run.add_argument("--source", action="append", dest="sources", metavar="[ID=]URL",
+                     help="a file, rtsp:// or http(s):// URL, /dev/videoN or camera index; repeatable")
+    group = run.add_argument_group("sources")
+    group.add_argument("--loop", action="store_true", help="files: start again at the end")
+    group.add_argument("--every-frame", action="store_true",
+                       help="files: process every frame as fast as possible (default: realtime pacing)")
+    group.add_argument("--rtsp-transport", help="tcp (default) or udp")
+    group.add_argument("--open-timeout", type=float, help="seconds to open a source (default 10)")
+    group.add_argument("--read-timeout", type=float,
+                       help="seconds of silence before a live source counts as lost (default 5)")
+    group.add_argument("--max-side", type=int, help="scale larger frames down to this side (default 1920)")
+    group = run.add_argument_group("engine")
+    group.add_argument("--model", help="model file (.onnx or .pt); default: the embedded model")
+    group.add_argument("--backend", help="auto (default), onnxruntime, torch or tensorrt")
+    group.add_argument("--device", help="cpu (default) or cuda")
+    group.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    group.add_argument("--max-batch", type=int, help="crops per inference call across sources (default 8)")
+    group.add_argument("--batch-wait-ms", type=float, help="how long a crop waits to fill a batch (default 2)")
+    group.add_argument("--spin", action="store_true",
+                       help="let idle ONNX Runtime threads spin (lower latency, more CPU)")
+    group = run.add_argument_group("people")
+    group.add_argument("--detector", help="hog (default) or none (the whole frame is the person)")
+    group.add_argument("--detect-every", type=int,
+                       help="re-detect every N frames while tracking (default 30, 0: only when lost)")
+    group.add_argument("--detect-max-side", type=int, help="frame side for detection (default 480)")
+    group.add_argument("--min-confidence", type=float,
+                       help="mean joint confidence below which a track is lost (default 0.25)")
+    group = run.add_argument_group("smoothing (One Euro filter)")
+    group.add_argument("--no-smoothing", action="store_false", dest="smoothing", help="publish unfiltered poses")
+    group.add_argument("--min-cutoff-2d", type=float, help="cutoff at rest, Hz, 2D (default 1.0)")
+    group.add_argument("--beta-2d", type=float, help="speed coefficient, 2D (default 0.05)")
+    group.add_argument("--min-cutoff-3d", type=float, help="cutoff at rest, Hz, 3D (default 1.0)")
+    group.add_argument("--beta-3d", type=float, help="speed coefficient, 3D (default 0.005)")
+    group.add_argument("--d-cutoff", type=float, help="cutoff of the speed estimate, Hz (default 1.0)")
+    group = run.add_argument_group("publishing")
+    group.add_argument("--publish", help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5555; ipc:// too)")
+    group.add_argument("--send-hwm", type=int, help="messages queued per subscriber before dropping (default 1000)")
+    group.add_argument("--stats-interval", type=float, help="seconds between stats messages (default 1)")
+    group.add_argument("--wait-subscribers", type=int,
+                       help="hold the pipeline until N subscriptions arrived (default 0)")
+    group.add_argument("--duration", type=float, help="stop after this many seconds")
+    group.add_argument("--skeleton-sum-mm", type=float, help="metric prior: the 14 bones sum to this (default 4296.99)")
+    run.set_defaults(handler=_run)
+
+    subscribe = verbs.add_parser("subscribe", help="print the messages of running pipelines",
+                                 epilog=SUBSCRIBE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    subscribe.add_argument("--endpoint", action="append", dest="endpoints",
+                           help="publisher endpoint, repeatable (default tcp://127.0.0.1:5555)")
+    subscribe.add_argument("--stream", action="append", dest="streams", help="only these stream ids (repeatable)")
+    subscribe.add_argument("--topics", default="pose,stats,meta", help="comma-separated: pose, stats, meta")
+    subscribe.add_argument("--json", action="store_true", help="one JSON object per line")
+    subscribe.add_argument("--count", type=int, help="exit after this many pose messages")
+    subscribe.add_argument("--timeout", type=float,
+                           help="exit with status 1 if no message arrives for this many seconds")
+    subscribe.set_defaults(handler=_subscribe)
+
+
+def build_run_config(args: argparse.Namespace):
+    from wildpose.stream import config as run_config
+
+    values = vars(args)
+    file_values = run_config.load_toml(values["config"]) if "config" in values else {}
+    overrides: dict[str, dict] = {}
+    for flag, (section, name) in _OVERRIDES.items():
+        if flag in values:
+            overrides.setdefault(section, {})[name] = values[flag]
+    source_options = {name: values[flag] for flag, name in _SOURCE_FLAGS.items() if flag in values}
+    return run_config.build(file_values, overrides, values.get("sources", []), source_options)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from wildpose.stream import supervisor
+
+    config = build_run_config(args)
+    supervisor.run(config, logging.getLogger().level)
+    return 0
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from wildpose.stream.client import DEFAULT_ENDPOINT, PoseMessage, PoseSubscriber
+
+    topics = tuple(t.strip() for t in args.topics.split(",") if t.strip())
+    if not topics or any(t not in ("pose", "stats", "meta") for t in topics):
+        raise ConfigError(f"--topics must be a comma-separated subset of pose,stats,meta, got {args.topics!r}")
+    if args.count is not None and args.count < 1:
+        raise ConfigError(f"--count must be a positive integer, got {args.count}")
+    poses = 0
+    with PoseSubscriber(args.endpoints or [DEFAULT_ENDPOINT], streams=args.streams, topics=topics) as subscriber:
+        while args.count is None or poses < args.count:
+            message = subscriber.recv(timeout=args.timeout)
+            if message is None:
+                log.error("no message for %.1f s", args.timeout)
+                return 1
+            line = json.dumps(to_json(message)) if args.json else describe(message)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            poses += isinstance(message, PoseMessage)
+    return 0
+
+
+def to_json(message) -> dict:
+    """A message as plain JSON-able values, with its kind."""
+    values = dataclasses.asdict(message)
+
+    def plain(value):
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {"kind": type(message).__name__.replace("Message", "").lower(), **plain(values)}
+
+
+def describe(message) -> str:
+    """One human-readable line per message."""
+    from wildpose.stream.client import MetaMessage, PoseMessage
+    from wildpose.training import joints
+
+    if isinstance(message, PoseMessage):
+        parts = [f"pose {message.stream} seq={message.seq} people={len(message.people)} "
+                 f"latency={message.latency_s * 1000:.1f}ms"]
+        for person in message.people:
+            pelvis = person.joints2d[joints.ROOT]
+            head = person.joints3d[joints.INDEX["head_top"]]
+            parts.append(f"[id={person.id} conf={person.conf.mean():.2f} pelvis=({pelvis[0]:.0f},{pelvis[1]:.0f})px "
+                         f"head_top=({head[0]:.0f},{head[1]:.0f},{head[2]:.0f})mm"
+                         f"{' tracked' if person.tracked else ''}]")
+        return " ".join(parts)
+    if isinstance(message, MetaMessage):
+        return (f"meta joints={len(message.joints)} streams={sorted(message.streams)} scale=\"{message.scale}\" "
+                f"weights=\"{message.model.get('weights')}\"")
+    fps = " ".join(f"{stage}={value:.1f}" for stage, value in message.fps.items())
+    total = message.latency_ms.get("total", {})
+    drops = {k: v for k, v in message.drops.items() if v}
+    return (f"stats {message.stream} fps {fps} latency p50={total.get('p50', float('nan')):.1f}ms "
+            f"p95={total.get('p95', float('nan')):.1f}ms drops={drops or 0}")

@@ -1,0 +1,166 @@
+"""The `train` and `eval` verbs of the `wildpose` command (wired in by `tools/cli.py`).
+
+Kept apart from cli.py so the training room's command line lives next to nothing else; PyTorch and
+the trainer are imported inside the handlers so `wildpose --version` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("wildpose")
+
+TRAIN_EXAMPLES = """examples:
+  wildpose train --config configs/train_example.toml
+  wildpose train --config configs/train_example.toml --resume runs/example/last.pt
+  torchrun --nproc_per_node 4 -m wildpose.tools.cli train --config configs/train_example.toml
+"""
+
+EVAL_EXAMPLES = """examples:
+  wildpose eval runs/example/3_geometric.pt --format h36m --annotations data/h36m/annot/valid.h5 \\
+      --images data/h36m/images --split test
+  wildpose eval runs/example/last.pt --config configs/train_example.toml     # its [[data.val]] sets
+  wildpose eval --predictions preds.npz --format mpii --annotations data/mpii/annot/valid.h5
+  wildpose eval runs/example/last.pt --format synthpose --domain wild --split test --size 400 --seed 3
+"""
+
+FORMATS = ("h36m", "mpii", "mpi_inf_3dhp", "folder", "synthpose")
+
+
+def add_parsers(verbs: argparse._SubParsersAction) -> None:
+    """Add `train` and `eval` to the `wildpose` subcommands."""
+    train = verbs.add_parser("train", help="train the paper's model (2D, + depth, + geometry) from a TOML config",
+                             epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--config", required=True, help="training config (TOML); see configs/train_example.toml")
+    train.add_argument("--resume", help="continue from this checkpoint of the run (last.pt or a stage file)")
+    train.add_argument("--output", help="output folder (overrides the config's `output`)")
+    train.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the config's `device`)")
+    train.add_argument("--workers", type=int, help="data loader workers per process (overrides `workers`)")
+    train.add_argument("--stop-at-step", type=int, help="stop after this many steps in total, writing last.pt "
+                       "to resume from")
+    train.set_defaults(handler=_train)
+
+    evaluate = verbs.add_parser("eval", help="score a checkpoint or saved predictions by the paper's protocols",
+                                epilog=EVAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    evaluate.add_argument("checkpoint", nargs="?", help="checkpoint (.pt) to evaluate")
+    evaluate.add_argument("--predictions", help="instead of a checkpoint: an .npz with joints2d (N,16,2) image "
+                          "px and/or pose3d (N,16,3)")
+    evaluate.add_argument("--config", help="evaluate on this training config's [[data.val]] datasets")
+    evaluate.add_argument("--format", choices=FORMATS, help="or one dataset: its format")
+    evaluate.add_argument("--annotations", help="the dataset's annotation file")
+    evaluate.add_argument("--images", help="the dataset's image folder")
+    evaluate.add_argument("--split", default="test", help="h36m: train, test or all; synthpose: train or test "
+                          "(default test)")
+    evaluate.add_argument("--domain", default="wild", help="synthpose: lab or wild (default wild)")
+    evaluate.add_argument("--size", type=int, default=400, help="synthpose: how many samples (default 400)")
+    evaluate.add_argument("--seed", type=int, default=3, help="synthpose: render seed (default 3, the wild "
+                          "test set of `wildpose experiment synthpose`)")
+    evaluate.add_argument("--mocap", help="synthpose: CMU BVH folder (default ../shared/data/cmu_mocap)")
+    evaluate.add_argument("--limit", type=int, default=0, help="score only the first N samples (default all)")
+    evaluate.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    evaluate.add_argument("--workers", type=int, default=0, help="data loader workers (default 0)")
+    evaluate.add_argument("--json", help="also write the results to this JSON file")
+    evaluate.add_argument("--save-predictions", help="write the predictions to this .npz (one dataset only)")
+    evaluate.set_defaults(handler=_eval)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from wildpose.errors import ConfigError
+    from wildpose.training import train_config, trainer
+
+    config = train_config.load(args.config)
+    overrides = {}
+    if args.output:
+        overrides["output"] = str(Path(args.output).resolve())
+    if args.device:
+        overrides["device"] = args.device
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    if overrides:
+        config = dataclasses.replace(config, **overrides)
+    if args.stop_at_step is not None and args.stop_at_step < 1:
+        raise ConfigError(f"--stop-at-step must be >= 1, got {args.stop_at_step}")
+    result = trainer.train(config, resume=args.resume, stop_at_step=args.stop_at_step)
+    if result.rank == 0:
+        print(f"{'finished' if result.finished else 'stopped'} after {result.position.global_step} steps: "
+              f"{result.last_checkpoint}")
+    return 0
+
+
+def _datasets(args: argparse.Namespace):
+    from wildpose.errors import ConfigError
+    from wildpose.training import train_config
+    from wildpose.training.datasets import DatasetConfig
+
+    if (args.config is None) == (args.format is None):
+        raise ConfigError("give the dataset either as --config FILE (its [[data.val]] tables) or as "
+                          "--format F --annotations FILE [--images DIR], not both or neither")
+    if args.config is not None:
+        configs = train_config.load(args.config).data.val
+        if not configs:
+            raise ConfigError(f"{args.config} has no [[data.val]] datasets to evaluate on")
+        return list(configs)
+    if args.format == "synthpose":
+        if args.annotations or args.images:
+            raise ConfigError("--format synthpose renders its samples: give --domain, --split, --size, --seed "
+                              "and optionally --mocap DIR, not --annotations or --images")
+        return [DatasetConfig(format="synthpose", domain=args.domain, split=args.split, size=args.size,
+                              seed=args.seed, limit=args.limit,
+                              mocap=str(Path(args.mocap).resolve()) if args.mocap else None)]
+    if not args.annotations:
+        raise ConfigError(f"--format {args.format} needs --annotations FILE")
+    return [DatasetConfig(format=args.format, annotations=args.annotations, images=args.images,
+                          split=args.split, limit=args.limit)]
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from wildpose.errors import ConfigError
+    from wildpose.training import checkpoint, datasets, distributed, evaluate
+
+    if (args.checkpoint is None) == (args.predictions is None):
+        raise ConfigError("give either a checkpoint or --predictions FILE.npz, not both or neither")
+    configs = _datasets(args)
+    if args.save_predictions and len(configs) != 1:
+        raise ConfigError("--save-predictions needs exactly one dataset")
+    rows: dict[str, dict[str, float]] = {}
+    if args.predictions:
+        joints2d, pose = evaluate.load_predictions(args.predictions)
+        for i, config in enumerate(configs):
+            dataset = datasets.build(config, input_size=256)
+            rows[f"{i}_{config.format}"] = evaluate.score(
+                dataset.annotations(), joints2d, pose,
+                protocol_3d="mpi_inf_3dhp" if config.format == "mpi_inf_3dhp" else "h36m")
+    else:
+        model, info = checkpoint.load(args.checkpoint)
+        device = distributed.resolve_device(args.device)
+        model.to(device)
+        log.info("evaluating %s (%s)", args.checkpoint, info.weights)
+        for i, config in enumerate(configs):
+            dataset = datasets.build(config, input_size=model.config.input_size)
+            predictions = evaluate.predict(model, dataset, args.batch, device, args.workers, progress=True)
+            rows[f"{i}_{config.format}"] = evaluate.score(
+                dataset.annotations(), predictions["joints2d"], predictions["pose3d"],
+                protocol_3d="mpi_inf_3dhp" if config.format == "mpi_inf_3dhp" else "h36m")
+            if args.save_predictions:
+                Path(args.save_predictions).parent.mkdir(parents=True, exist_ok=True)
+                np.savez(args.save_predictions, joints2d=predictions["joints2d"], pose3d=predictions["pose3d"])
+    print(format_table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+def format_table(rows: dict[str, dict[str, float]]) -> str:
+    """`| dataset | metric | value |` markdown table, one line per metric."""
+    lines = ["| dataset | metric | value |", "|---|---|---|"]
+    for dataset, results in rows.items():
+        lines += [f"| {dataset} | {name} | {value:.4g} |" for name, value in results.items()]
+    return "\n".join(lines)

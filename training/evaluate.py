@@ -1,0 +1,126 @@
+"""Evaluation: run a model over a dataset, or take saved predictions, and score them by protocol.
+
+Predictions are decoded the way inference decodes them (last stack's heatmaps, argmax plus the
+reference's quarter-pixel step, `training.heatmaps`; depth assembled by `training.pose3d`), so the
+numbers describe what users get. Which metrics apply follows from the ground truth: 3D samples get
+the Human3.6M protocols (or 3DPCK/AUC for MPI-INF-3DHP), samples with head sizes get PCKh, samples
+with box sizes (SynthPose) PCK@0.1 of the box.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from wildpose.errors import DatasetError
+from wildpose.training import heatmaps, joints, metrics, pose3d
+from wildpose.training.models.config import HEATMAP_STRIDE
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: torch.device | str = "cpu",
+            workers: int = 0, progress: bool = False) -> dict[str, np.ndarray]:
+    """Run `model` (eval mode) over `dataset` without augmentation.
+
+    Returns joints2d `(N, J, 2)` image px, joints2d_crop `(N, J, 2)` crop px, depth `(N, J)` (the
+    network's normalised depth), confidence `(N, J)` and pose3d `(N, J, 3)` crop px, root-relative
+    (weak perspective: no metric scale yet).
+    """
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    outputs: dict[str, list[np.ndarray]] = {"joints2d": [], "joints2d_crop": [], "depth": [], "confidence": []}
+    input_size = model.config.input_size
+    for batch in tqdm(loader, desc="eval", disable=None if progress else True, leave=False):
+        maps, depth = model(batch["image"].to(device))
+        coords, confidence = heatmaps.decode(maps[-1].float())
+        crop = heatmaps.heatmap_to_crop(coords, HEATMAP_STRIDE).cpu().double().numpy()
+        transform = batch["transform"].double().numpy()  # (B, 2, 3) image -> crop
+        linear, offset = transform[:, :, :2], transform[:, :, 2]
+        image = np.einsum("bij,bkj->bki", np.linalg.inv(linear), crop - offset[:, None, :])
+        outputs["joints2d"].append(image)
+        outputs["joints2d_crop"].append(crop)
+        outputs["depth"].append(depth.cpu().double().numpy())
+        outputs["confidence"].append(confidence.cpu().numpy())
+    model.train(was_training)
+    result = {k: np.concatenate(v) if v else np.zeros((0, joints.NUM_JOINTS)) for k, v in outputs.items()}
+    result["pose3d"] = pose3d.weak_perspective(result["joints2d_crop"], result["depth"], input_size)
+    return result
+
+
+def score(ground_truth: dict[str, np.ndarray], joints2d: np.ndarray | None,
+          pose: np.ndarray | None, protocol_3d: str = "h36m") -> dict[str, float]:
+    """Every metric that the ground truth supports, as {name: value}.
+
+    `ground_truth` is `PoseDataset.annotations()`. `joints2d` `(N, J, 2)` image px; `pose` `(N, J, 3)`
+    root-relative 3D in any scale (a metric scale comes from the skeleton-sum prior, as at inference).
+    `protocol_3d` is "h36m" (MPJPE protocols) or "mpi_inf_3dhp" (3DPCK, AUC).
+    """
+    results: dict[str, float] = {"samples": float(len(ground_truth["joints2d"]))}
+    visible = ground_truth["visible"].astype(bool)
+    if joints2d is not None:
+        joints2d = np.asarray(joints2d, np.float64)
+        if joints2d.shape != ground_truth["joints2d"].shape:
+            raise DatasetError(f"predictions hold {joints2d.shape} 2D joints but the dataset has "
+                               f"{ground_truth['joints2d'].shape}; predict on the same dataset and split")
+        error = np.linalg.norm(joints2d - ground_truth["joints2d"], axis=-1)
+        results["error_2d_px"] = float(error[visible].mean()) if visible.any() else float("nan")
+        head = ground_truth["head_size"]
+        if len(head) and (head[visible.any(axis=1)] > 0).all():
+            pck = metrics.pckh(joints2d, ground_truth["joints2d"], visible, head)
+            results["pckh@0.5"] = pck.total
+        box = ground_truth.get("box_size", np.zeros(0))
+        if len(box) and (box[visible.any(axis=1)] > 0).all():
+            results["pck@0.1"] = metrics.pck_bbox(joints2d, ground_truth["joints2d"], visible, box)
+    has_3d = np.isfinite(ground_truth["joints3d"]).all(axis=(1, 2))
+    if pose is not None and has_3d.any():
+        pose = np.asarray(pose, np.float64)
+        if pose.shape != ground_truth["joints3d"].shape:
+            raise DatasetError(f"predictions hold {pose.shape} 3D poses but the dataset has "
+                               f"{ground_truth['joints3d'].shape}; predict on the same dataset and split")
+        target = ground_truth["joints3d"][has_3d]
+        metric = pose3d.metric_scale(pose[has_3d] - pose[has_3d][:, joints.ROOT:joints.ROOT + 1])
+        if protocol_3d == "mpi_inf_3dhp":
+            results["3dpck@150mm"] = metrics.pck3d(metric, target)
+            results["auc_0_150mm"] = metrics.auc3d(metric, target)
+        else:
+            results["mpjpe_reference_mm"] = metrics.reference_mpjpe(pose[has_3d], target)
+            results["mpjpe_protocol1_mm"] = metrics.protocol1_mpjpe(metric, target)
+            results["pa_mpjpe_mm"] = metrics.pa_mpjpe(metric, target)
+        results["bone_symmetry_mm"] = metrics.bone_symmetry_error(metric)
+        results["bone_symmetry_gt_mm"] = metrics.bone_symmetry_error(target)
+    return results
+
+
+def evaluate(model: torch.nn.Module, dataset, batch_size: int = 32, device: torch.device | str = "cpu",
+             workers: int = 0, progress: bool = False) -> dict[str, float]:
+    """Predict with `model` on `dataset` and score the predictions."""
+    predictions = predict(model, dataset, batch_size, device, workers, progress)
+    return score(dataset.annotations(), predictions["joints2d"], predictions["pose3d"],
+                 protocol_3d="mpi_inf_3dhp" if dataset.domain == "mpi_inf_3dhp" else "h36m")
+
+
+def load_predictions(path: str | Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(joints2d, pose3d) from an .npz of predictions: `joints2d` `(N, 16, 2)` image px and/or `pose3d`
+    `(N, 16, 3)` root-relative, any scale (e.g. what `wildpose eval --save-predictions` writes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"predictions file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            joints2d = data["joints2d"] if "joints2d" in data.files else None
+            pose = data["pose3d"] if "pose3d" in data.files else None
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot read predictions {path}: {exc}; expected an .npz") from None
+    if joints2d is None and pose is None:
+        raise DatasetError(f"{path} holds neither `joints2d` nor `pose3d`; save predictions as an .npz "
+                           "with one or both arrays")
+    return joints2d, pose

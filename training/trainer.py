@@ -1,0 +1,303 @@
+"""The paper's three-stage training from one config: 2D heatmaps, + depth, + bone geometry.
+
+`train(config)` runs every stage of `config.stages` in order with a fresh RMSprop per stage (the
+reference ran each stage as a new job from the previous stage's weights) and writes, under
+`config.output`: last.pt (after every epoch, and every `checkpoint.every_steps`), one
+<n>_<stage>.pt per finished stage, metrics.csv, tensorboard/ and summary.json. Each checkpoint
+can resume the run bit for bit: it holds the weights, the optimizer state, the position in the
+schedule (stage, epoch, step) and the RNG state, and the data order and augmentations are functions
+of (seed, stage, epoch, position) only (`datasets/sampler.py`). A run may also branch from another
+run's stage checkpoint when the two configs differ only in the later stages, sharing the earlier
+stages' compute (the SynthPose experiment's settings B and C share stages 1-2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from wildpose.errors import CheckpointMismatchError, ConfigError
+from wildpose.training import checkpoint, datasets, distributed, evaluate, losses
+from wildpose.training.datasets.sampler import Concat, MixedBatchSampler
+from wildpose.training.models import hourglass
+from wildpose.training.models.config import ModelConfig
+from wildpose.training.run_log import RunLog
+from wildpose.training.train_config import StageConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+
+LOSS_NAMES = ("loss", "heatmap", "depth", "geometric")
+# Config fields that do not change the numbers a run computes (so may differ on resume).
+_NO_EFFECT = ("output", "workers", "logging", "checkpoint")
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """The next unit of work: stage index, epoch in the stage, step in the epoch; and steps done."""
+
+    stage: int = 0
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What a finished (or stopped) run leaves behind."""
+
+    output: Path
+    last_checkpoint: Path
+    position: Position
+    finished: bool
+    weight_digests: tuple[str, ...]  # one per rank: equal when the replicas stayed in sync
+    rank: int = 0
+
+
+def steps_per_epoch(stage: StageConfig, samples: int, batch_size: int, world_size: int) -> int:
+    """The stage's `steps_per_epoch`, or one pass over all training samples across the ranks."""
+    return stage.steps_per_epoch or max(1, math.ceil(samples / (batch_size * world_size)))
+
+
+def _normalise(position: Position, stages: tuple[StageConfig, ...]) -> Position:
+    """Roll a position past the end of an epoch or a stage over to the next one."""
+    stage, epoch = position.stage, position.epoch
+    if stage < len(stages) and epoch >= stages[stage].epochs:
+        return Position(stage + 1, 0, 0, position.global_step)
+    return position
+
+
+class _Run:
+    """One training process's state: the model, its data and where it is in the schedule."""
+
+    def __init__(self, config: TrainConfig, context: distributed.Context) -> None:
+        self.config, self.context = config, context
+        self.output = Path(config.output)
+        self.model = hourglass.build(config.model, seed=config.seed).to(context.device)
+        size = config.model.input_size
+        self.train_data = Concat([datasets.build(d, size, config.augment, config.heatmap_sigma)
+                                  for d in config.data.train])
+        self.val_data = [(f"{i}_{d.format}", datasets.build(d, size, None, config.heatmap_sigma))
+                         for i, d in enumerate(config.data.val)]
+        self.net: torch.nn.Module = self.model
+        if context.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[context.device.index] if context.device.type == "cuda" else None)
+        self.run_log = RunLog(self.output, config.logging.tensorboard, enabled=context.is_main)
+        self.position = Position()
+        self.optimizer_state: dict[str, Any] | None = None
+        self.optimizer_stage = -1
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def resume_from(self, path: Path, branch: bool = False) -> None:
+        record, state = checkpoint.read_resume(path)
+        saved = ModelConfig.from_dict(record["model_config"])
+        if saved != self.config.model:
+            raise CheckpointMismatchError(f"{path}: its model {saved} differs from the config's "
+                                          f"{self.config.model}; resume with the config that wrote it")
+        position = _normalise(Position(**state["position"]), self.config.stages)
+        ours, theirs = self.config.to_dict(), record.get("train_config") or {}
+        if branch:
+            self._check_branch(path, position, ours, theirs)
+        else:
+            differences = sorted(k for k, v in ours.items() if theirs.get(k) != v and k not in _NO_EFFECT)
+            if differences:
+                log.warning("resuming %s with a config that differs in %s: the run will not repeat the "
+                            "original bit for bit", path, differences)
+        self.model.load_state_dict(record["state_dict"], strict=True)
+        self.position = position
+        self.optimizer_state, self.optimizer_stage = state["optimizer"], state["optimizer_stage"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s at stage %d, epoch %d, step %d (%d steps done)", path,
+                 self.position.stage, self.position.epoch, self.position.step, self.position.global_step)
+
+    @staticmethod
+    def _check_branch(path: Path, position: Position, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+        """A branch starts at a stage boundary of a run whose config equals ours up to that stage."""
+        if position.epoch or position.step:
+            raise ConfigError(f"{path} was written inside a stage (epoch {position.epoch}, step {position.step}); "
+                              "branch from a stage file (<n>_<stage>.pt) instead")
+        differences = sorted(k for k, v in ours.items()
+                             if k not in (*_NO_EFFECT, "stages") and theirs.get(k) != v)
+        done = position.stage
+        if (theirs.get("stages") or [])[:done] != ours["stages"][:done]:
+            differences.append(f"stages[:{done}]")
+        if differences:
+            raise ConfigError(f"cannot branch from {path}: the config differs in {differences} before the "
+                              f"branch point (stage {done + 1}); only the stages from there on may differ")
+
+    def save(self, path: Path, position: Position, optimizer: torch.optim.Optimizer, stage_index: int,
+             label: str) -> Path:
+        state = {"position": dataclasses.asdict(position),
+                 "optimizer": optimizer.state_dict(), "optimizer_stage": stage_index,
+                 "torch_rng": torch.get_rng_state()}
+        distributed.sync_buffers(self.context, self.model)
+        if self.context.is_main:
+            checkpoint.save(path, self.model, weights=label, trained=True, epoch=position.epoch,
+                            train_config=self.config.to_dict(), resume=state,
+                            extra={"stage": self.config.stages[min(position.stage, len(self.config.stages) - 1)].name,
+                                   "global_step": position.global_step})
+        distributed.barrier(self.context)
+        return path
+
+    # -- training ----------------------------------------------------------------------------------
+    def run(self, stop_at_step: int | None) -> TrainResult:
+        config, stages = self.config, self.config.stages
+        last = self.output / "last.pt"
+        position = self.position
+        optimizer = None
+        while position.stage < len(stages):
+            stage_index, stage = position.stage, stages[position.stage]
+            steps = steps_per_epoch(stage, len(self.train_data), config.batch_size, self.context.world_size)
+            sampler = MixedBatchSampler(self.train_data.has_3d, config.batch_size, stage.mix_3d, steps,
+                                        config.seed, self.context.rank, self.context.world_size)
+            loader = DataLoader(self.train_data, batch_sampler=sampler, num_workers=config.workers,
+                                pin_memory=self.context.device.type == "cuda")
+            optimizer = torch.optim.RMSprop(self.model.parameters(), lr=stage.lr_at(position.epoch),
+                                            alpha=config.optimizer.alpha, eps=config.optimizer.eps,
+                                            momentum=config.optimizer.momentum,
+                                            weight_decay=config.optimizer.weight_decay)
+            if self.optimizer_state is not None and self.optimizer_stage == stage_index:
+                optimizer.load_state_dict(self.optimizer_state)
+            self.optimizer_state = None
+            log.info("stage %d/%d %s: %d epochs x %d steps of %d samples (%d%% 3D), lr %g, depth weight "
+                     "%g, geometric weight %g", stage_index + 1, len(stages), stage.name, stage.epochs, steps,
+                     config.batch_size * self.context.world_size, round(100 * sampler.count_3d / config.batch_size),
+                     stage.lr, stage.depth_weight, stage.geometric_weight)
+            while position.epoch < stage.epochs:
+                for group in optimizer.param_groups:
+                    group["lr"] = stage.lr_at(position.epoch)
+                sampler.set_epoch(stage_index, position.epoch, position.step)
+                position, stopped = self._epoch(stage_index, stage, loader, optimizer, position, steps,
+                                                stop_at_step)
+                if stopped:
+                    self.save(last, position, optimizer, stage_index, self._label(position))
+                    return self._finish(last, position, finished=False)
+                position = Position(stage_index, position.epoch + 1, 0, position.global_step)
+                self.save(last, position, optimizer, stage_index, self._label(position))
+                if config.checkpoint.keep_epochs:
+                    self.save(self.output / "epochs" / f"{stage.name}_e{position.epoch:03d}.pt", position,
+                              optimizer, stage_index, self._label(position))
+                every = config.logging.val_every_epochs
+                if self.val_data and ((every and position.epoch % every == 0) or position.epoch == stage.epochs):
+                    self._validate(stage, position)
+            position = _normalise(position, stages)
+            stage_file = self.output / f"{stage_index + 1}_{stage.name}.pt"
+            self.save(stage_file, position, optimizer, stage_index, self._label(position))
+            log.info("stage %s done: %s", stage.name, stage_file)
+        return self._finish(last, position, finished=True)
+
+    def _epoch(self, stage_index: int, stage: StageConfig, loader: DataLoader, optimizer: torch.optim.Optimizer,
+               position: Position, steps: int, stop_at_step: int | None) -> tuple[Position, bool]:
+        from tqdm import tqdm
+
+        config, device = self.config, self.context.device
+        self.net.train()
+        sums = dict.fromkeys(LOSS_NAMES, 0.0)
+        count = 0
+        bar = tqdm(total=steps, initial=position.step, desc=f"{stage.name} {position.epoch + 1}/{stage.epochs}",
+                   disable=None if (config.logging.progress and self.context.is_main) else True, leave=False)
+        step = position.step
+        for batch in loader:
+            images = batch["image"].to(device, non_blocking=True)
+            tensors = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+            heatmaps, depth = self.net(images)
+            terms = losses.total_loss(heatmaps, depth, tensors, stage.depth_weight, stage.geometric_weight,
+                                      config.model.input_size)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimizer.step()
+            if not torch.isfinite(terms["loss"]):
+                raise FloatingPointError(f"loss became {terms['loss'].item()} at stage {stage.name} epoch "
+                                         f"{position.epoch} step {step}; lower the learning rate")
+            step += 1
+            position = Position(stage_index, position.epoch, step, position.global_step + 1)
+            for name in LOSS_NAMES:
+                sums[name] += float(terms[name].detach())
+            count += 1
+            bar.update(1)
+            if position.global_step % config.logging.every_steps == 0 or step == steps:
+                means = distributed.mean_across_ranks(self.context, {k: v / count for k, v in sums.items()})
+                self.run_log.train(stage.name, position.epoch, step, position.global_step,
+                                   optimizer.param_groups[0]["lr"], means)
+                bar.set_postfix(loss=f"{means['loss']:.4g}")
+                sums, count = dict.fromkeys(LOSS_NAMES, 0.0), 0
+            if stop_at_step is not None and position.global_step >= stop_at_step:
+                bar.close()
+                return position, True
+            every = config.checkpoint.every_steps
+            if every and position.global_step % every == 0 and step < steps:
+                self.save(self.output / "last.pt", position, optimizer, stage_index, self._label(position))
+        bar.close()
+        return position, False
+
+    def _validate(self, stage: StageConfig, position: Position) -> None:
+        if self.context.is_main:
+            for name, dataset in self.val_data:
+                results = evaluate.evaluate(self.model, dataset, batch_size=self.config.batch_size,
+                                            device=self.context.device, workers=self.config.workers)
+                self.run_log.evaluation(stage.name, position.epoch, position.global_step, name, results)
+        distributed.barrier(self.context)
+
+    def _label(self, position: Position) -> str:
+        stage = self.config.stages[min(position.stage, len(self.config.stages) - 1)]
+        return (f"trained by wildpose train (stage {stage.name}, epoch {position.epoch}, "
+                f"{position.global_step} steps, seed {self.config.seed})")
+
+    def _finish(self, last: Path, position: Position, finished: bool) -> TrainResult:
+        distributed.sync_buffers(self.context, self.model)
+        digests = distributed.gather_digests(self.context, self.model)
+        if len(set(digests)) != 1:
+            log.error("the ranks' weights differ after training (digests %s): a replica drifted", digests)
+        if self.context.is_main:
+            summary = {"finished": finished, "position": dataclasses.asdict(position), "last_checkpoint": str(last),
+                       "world_size": self.context.world_size, "weight_digests": digests,
+                       "stages": [s.name for s in self.config.stages]}
+            (self.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.run_log.close()
+        return TrainResult(output=self.output, last_checkpoint=last, position=position, finished=finished,
+                           weight_digests=tuple(digests), rank=self.context.rank)
+
+
+def train(config: TrainConfig, resume: str | Path | None = None, stop_at_step: int | None = None,
+          branch_from: str | Path | None = None) -> TrainResult:
+    """Run (or resume) the training `config` describes; stop early after `stop_at_step` total steps.
+
+    `branch_from`: start from another run's stage checkpoint (<n>_<stage>.pt) instead of from scratch;
+    that run's config must equal `config` except in the stages after the checkpoint. Under torchrun
+    every process calls this; see `distributed.py`.
+    """
+    if stop_at_step is not None and stop_at_step < 1:
+        raise ConfigError(f"stop_at_step must be >= 1, got {stop_at_step}")
+    if resume is not None and branch_from is not None:
+        raise ConfigError("give resume or branch_from, not both: a branch resumes from its own last.pt")
+    previous = torch.are_deterministic_algorithms_enabled()
+    if config.deterministic:
+        # cuDNN and cuBLAS pick non-deterministic kernels by default, so on a GPU two runs (or a run
+        # and its resumption) drift apart after a few steps. CPU runs are deterministic either way.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    context = distributed.setup(config.device)
+    started = time.monotonic()
+    try:
+        run = _Run(config, context)
+        if resume is not None or branch_from is not None:
+            run.resume_from(Path(resume if resume is not None else branch_from), branch=branch_from is not None)
+        else:
+            torch.manual_seed(config.seed)
+        result = run.run(stop_at_step)
+    finally:
+        distributed.teardown(context)
+        torch.use_deterministic_algorithms(previous)
+    log.info("%s after %d steps in %.1f s; checkpoint %s", "finished" if result.finished else "stopped",
+             result.position.global_step, time.monotonic() - started, result.last_checkpoint)
+    return result
