@@ -45,3 +45,7 @@ class PipelineError(WildPoseError):
 
 class MocapError(WildPoseError):
     """A motion-capture file (BVH) is malformed, truncated or of an unknown skeleton."""
+
+
+class DetectorError(WildPoseError):
+    """The person detector cannot be downloaded, read or run."""

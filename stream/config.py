@@ -19,7 +19,7 @@ from wildpose.errors import ConfigError
 from wildpose.training import joints
 
 SOURCE_KINDS = ("file", "rtsp", "http", "camera")
-DETECTORS = ("hog", "none")
+DETECTORS = ("yolox", "hog", "none")
 RTSP_TRANSPORTS = ("tcp", "udp")
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -125,16 +125,29 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    detector: str = "hog"  # "hog": OpenCV's people detector; "none": the whole frame is the person
-    detect_every: int = 30  # re-detect every N frames even while tracking (0: only when lost)
-    detect_max_side: int = 480  # frames are scaled so their longer side is at most this for detection
+    # "yolox" (YOLOX-Nano, downloaded once), a path to a YOLOX .onnx file, "hog" (OpenCV's people
+    # detector, no file needed) or "none" (the whole frame is one person)
+    detector: str = "yolox"
+    detector_score: float = 0.35  # YOLOX: objectness x person score above which a person counts
+    detect_every: int = 10  # detect every N frames even while tracking (0: only when needed)
+    detect_max_side: int = 480  # HOG: frames are scaled so their longer side is at most this
+    max_people: int = 8  # per frame; the most confident are kept
+    max_missed: int = 15  # frames a track survives without a detection or a confident pose
     min_confidence: float = 0.25  # mean joint confidence below which a track counts as lost
     box_padding: float = 1.25  # crop side = padding x the person's extent (the reference's 1.25)
 
     def __post_init__(self) -> None:
-        if self.detector not in DETECTORS:
-            raise ConfigError(f"tracking.detector must be one of {list(DETECTORS)}, got {self.detector!r}")
+        if not isinstance(self.detector, str) or (self.detector not in DETECTORS
+                                                  and not self.detector.endswith(".onnx")):
+            raise ConfigError(f"tracking.detector must be one of {list(DETECTORS)} or a path to a YOLOX "
+                              f".onnx file, got {self.detector!r}")
+        if self.detector.endswith(".onnx") and not Path(self.detector).is_file():
+            raise ConfigError(f"tracking.detector file not found: {self.detector}")
+        if not isinstance(self.detector_score, (int, float)) or not 0.0 < self.detector_score < 1.0:
+            raise ConfigError(f"tracking.detector_score must be between 0.0 and 1.0, got {self.detector_score!r}")
         _positive("tracking", "detect_every", self.detect_every, integer=True, allow_zero=True)
+        _positive("tracking", "max_people", self.max_people, integer=True)
+        _positive("tracking", "max_missed", self.max_missed, integer=True, allow_zero=True)
         _positive("tracking", "detect_max_side", self.detect_max_side, integer=True)
         if not isinstance(self.min_confidence, (int, float)) or not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError(f"tracking.min_confidence must be between 0.0 and 1.0, got {self.min_confidence!r}")

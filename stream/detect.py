@@ -1,8 +1,10 @@
 """Finding people when there is no track to follow: at start, every N frames, and after a loss.
 
-`hog` is OpenCV's built-in HOG + linear SVM people detector (Dalal & Triggs 2005): it needs no
-download, which makes it the default until the YOLOX detector of the crowds issue lands. `none`
-treats the whole frame as the person's region, for clips where one person fills the frame.
+`yolox` (the default) is YOLOX-Nano through ONNX Runtime (`stream/yolox.py`), downloaded once; a
+path to a YOLOX ONNX file uses that file. `hog` is OpenCV's built-in HOG + linear SVM people
+detector (Dalal & Triggs 2005), weaker but needing no file. `none` treats the whole frame as one
+person's region, for clips where one person fills the frame, and is what `yolox` falls back to when
+the detector cannot be downloaded.
 """
 
 from __future__ import annotations
@@ -67,9 +69,46 @@ class WholeFrameDetector:
         return [Detection(box=box, score=1.0, region=crop.square_box(box))]
 
 
-def build(name: str, max_side: int):
-    if name == "hog":
-        return HogDetector(max_side)
-    if name == "none":
-        return WholeFrameDetector()
-    raise ValueError(f"unknown detector {name!r}")  # TrackingConfig has already checked the name
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A detector chosen and checked by the supervisor, built again in each preprocess process."""
+
+    kind: str  # "yolox", "hog" or "none"
+    path: str | None = None  # the YOLOX file
+    score_threshold: float = 0.35
+    max_side: int = 480  # HOG: frames are scaled to this longest side
+
+
+def resolve(name: str, score_threshold: float, max_side: int) -> DetectorSpec:
+    """The detector `name` stands for ("yolox", "hog", "none" or a YOLOX file), checked to load.
+
+    "yolox" downloads the file on first use; offline, it logs one line and falls back to "none".
+    """
+    import logging
+
+    from wildpose.errors import DetectorError
+    from wildpose.stream import yolox
+
+    if name in ("hog", "none"):
+        return DetectorSpec(name, None, score_threshold, max_side)
+    if name == "yolox":
+        try:
+            path = str(yolox.fetch())
+        except DetectorError as exc:
+            logging.getLogger(__name__).warning("%s; running without a detector: the whole frame is one "
+                                                "person (pass --detector PATH to a local yolox_nano.onnx)", exc)
+            return DetectorSpec("none", None, score_threshold, max_side)
+    else:
+        path = name
+    yolox.YoloxDetector(path, score_threshold)  # a corrupt or wrong file fails here, in one line
+    return DetectorSpec("yolox", path, score_threshold, max_side)
+
+
+def build(spec: DetectorSpec):
+    if spec.kind == "yolox":
+        from wildpose.stream.yolox import YoloxDetector
+
+        return YoloxDetector(spec.path, spec.score_threshold)
+    if spec.kind == "hog":
+        return HogDetector(spec.max_side)
+    return WholeFrameDetector()

@@ -22,11 +22,12 @@ from wildpose.stream.config import TrackingConfig
 from wildpose.stream.frames import EndOfStream
 from wildpose.stream.shm import RingSpec, SlotRing
 from wildpose.stream.stats import Counters
-from wildpose.stream.tracking import RegionTracker
+from wildpose.stream.tracking import PeopleTracker
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
+_QUIET_LOG_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class PreprocessArgs:
     crop_ring: RingSpec
     input_size: int
     tracking: TrackingConfig
+    detector: detect.DetectorSpec
     latest_only: bool  # realtime: skip to the newest frame; every-frame: process all in order
 
 
@@ -44,9 +46,9 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
     process.init_child(log_level, weights_label)
     frames, crops = SlotRing.attach(args.frame_ring), SlotRing.attach(args.crop_ring)
     counters = Counters(counters_array)
-    tracker = RegionTracker(detect.build(args.tracking.detector, args.tracking.detect_max_side),
-                            args.tracking, args.input_size)
+    tracker = PeopleTracker(detect.build(args.detector), args.tracking, args.input_size)
     crop_seq = 0
+    quiet = _QuietWatch(args.stream, args.detector.kind)
     waiting: collections.deque = collections.deque()
     try:
         while not stop_event.is_set():
@@ -69,6 +71,7 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
             detections_before = tracker.detections_run
             ticket.people = tracker.regions(frame)
             counters.add("detections", tracker.detections_run - detections_before)
+            quiet.observe(bool(ticket.people))
             if ticket.people:
                 batch = np.stack([crop.cut(frame, person.affine, args.input_size) for person in ticket.people])
                 crops.write(crop_seq, batch)
@@ -84,6 +87,26 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
         process.release_queue(out_queue, stop_event)
 
 
+class _QuietWatch:
+    """Says so in the log, once a minute, while the detector finds no one (the stream goes on,
+    publishing frames with an empty people list)."""
+
+    def __init__(self, stream: str, detector: str, interval_s: float = _QUIET_LOG_S) -> None:
+        self.stream, self.detector, self.interval_s = stream, detector, interval_s
+        self.since = self.next_report = time.monotonic()
+
+    def observe(self, anyone: bool) -> None:
+        now = time.monotonic()
+        if anyone:
+            if now - self.since >= self.interval_s:
+                log.info("%s: a person is in view again after %.0f s", self.stream, now - self.since)
+            self.since = self.next_report = now
+        elif now - self.next_report >= self.interval_s:
+            log.info("%s: no person found for %.0f s (detector %s); frames are still published, with no "
+                     "one in them", self.stream, now - self.since, self.detector)
+            self.next_report = now
+
+
 def _skip_to_newest(waiting: collections.deque, counters: Counters) -> None:
     """Drop all but the newest waiting frame, counting each as stale; an end of stream stays queued
     behind the frame before it."""
@@ -92,12 +115,12 @@ def _skip_to_newest(waiting: collections.deque, counters: Counters) -> None:
         counters.add("drop_stale")
 
 
-def _apply_feedback(feedback_queue, tracker: RegionTracker) -> None:
+def _apply_feedback(feedback_queue, tracker: PeopleTracker) -> None:
     while True:
         try:
-            track_id, seq, box, confidence = feedback_queue.get_nowait()
+            seq, poses = feedback_queue.get_nowait()
         except queue.Empty:
             return
-        tracker.on_pose(track_id, seq, box, confidence)
+        tracker.on_poses(seq, poses)
 
 

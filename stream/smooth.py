@@ -103,16 +103,17 @@ def main(args: SmoothArgs, in_queue, out_queue, feedback_queues, counters_arrays
 
 
 def _feedback(feedback_queue, ticket: FrameTicket) -> None:
-    """Tell preprocess each person's region for the next frame; a full queue only means preprocess
-    has fresher feedback waiting already."""
+    """Tell preprocess where each person of the frame is (None: out of the frame) and how sure the
+    pose is; a full queue only means preprocess has not caught up with older feedback yet."""
+    width, height = ticket.size
+    poses = []
     for person in ticket.people:
-        confidence = float(np.mean(person.conf))
-        width, height = ticket.size
         box = pose_box(person.joints2d)
         inside = box[2] > 0 and box[3] > 0 and box[0] < width and box[1] < height
-        try:
-            feedback_queue.put_nowait((person.track_id, ticket.seq, box if inside else None, confidence))
-        except queue.Full:
-            pass
+        poses.append((person.track_id, box if inside else None, float(np.mean(person.conf))))
+    try:
+        feedback_queue.put_nowait((ticket.seq, poses))
+    except queue.Full:
+        pass
 
 

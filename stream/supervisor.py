@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from wildpose import logs
 from wildpose.errors import PipelineError, SourceError
-from wildpose.stream import capture, infer, preprocess, publish, schema, smooth, sources
+from wildpose.stream import capture, detect, infer, preprocess, publish, schema, smooth, sources
 from wildpose.stream.config import RunConfig
 from wildpose.stream.process import StopFlag
 from wildpose.stream.shm import SlotRing
@@ -29,7 +29,6 @@ from wildpose.training import pose3d
 log = logging.getLogger(__name__)
 
 _FRAME_SLOTS = 6
-_MAX_PEOPLE = 4  # crops per frame a crop slot can hold (single-person tracking uses one)
 _READY_TIMEOUT_S = 120.0  # loading a model (and exporting a checkpoint) can take a while
 _STOP_GRACE_S = 1.5
 _WATCH_S = 0.05
@@ -74,6 +73,9 @@ class Pipeline:
         logs.label_untrained(metadata.weights)
         self.weights_label = metadata.weights if "untrained" in metadata.weights else None
         log.info("model %s: %s, %s", model_path, metadata.model_config, metadata.weights)
+        detector = detect.resolve(config.tracking.detector, config.tracking.detector_score,
+                                  config.tracking.detect_max_side)
+        log.info("person detector: %s%s", detector.kind, f" ({detector.path})" if detector.path else "")
         sizes = {}
         for source in config.sources:
             sizes[source.stream_id] = sources.probe(source)
@@ -85,13 +87,13 @@ class Pipeline:
             scale=pose3d.describe_scale(config.skeleton_sum_mm))
         rings: list[SlotRing] = []
         try:
-            return self._run(str(model_path), metadata.input_size, meta, sizes, rings)
+            return self._run(str(model_path), metadata.input_size, meta, sizes, detector, rings)
         finally:
             for ring in rings:
                 ring.close()
 
     def _run(self, model_path: str, input_size: int, meta: dict, sizes: dict[str, tuple[int, int]],
-             rings: list[SlotRing]) -> RunSummary:
+             detector: detect.DetectorSpec, rings: list[SlotRing]) -> RunSummary:
         config = self.config
         ctx = multiprocessing.get_context("spawn")
         streams = tuple(s.stream_id for s in config.sources)
@@ -113,7 +115,8 @@ class Pipeline:
         for index, source in enumerate(config.sources):
             width, height = sizes[source.stream_id]
             frame_ring = SlotRing.create(f"{prefix}_{index}_f", _FRAME_SLOTS, width * height * 3)
-            crop_ring = SlotRing.create(f"{prefix}_{index}_c", crop_slots, _MAX_PEOPLE * input_size ** 2 * 3)
+            crop_ring = SlotRing.create(f"{prefix}_{index}_c", crop_slots,
+                                        config.tracking.max_people * input_size ** 2 * 3)
             rings += [frame_ring, crop_ring]
             frame_rings[source.stream_id], crop_rings[source.stream_id] = frame_ring.spec, crop_ring.spec
             pipes[source.stream_id] = ctx.Pipe(duplex=False)  # (read end, write end)
@@ -134,7 +137,7 @@ class Pipeline:
             stream = source.stream_id
             stages[f"preprocess-{stream}"] = ctx.Process(name=f"preprocess-{stream}", target=preprocess.main, args=(
                 preprocess.PreprocessArgs(stream, frame_rings[stream], crop_rings[stream], input_size,
-                                          config.tracking, latest_only=not source.every_frame),
+                                          config.tracking, detector, latest_only=not source.every_frame),
                 pipes[stream][0], to_infer, feedback[stream], arrays[stream], stop, *common))
         captures = {s.stream_id: _Capture(s.stream_id) for s in config.sources}
         started = time.monotonic()

@@ -37,6 +37,8 @@ _OVERRIDES = {
     "threads": ("engine", "threads"), "max_batch": ("engine", "max_batch"),
     "batch_wait_ms": ("engine", "batch_wait_ms"), "spin": ("engine", "spin"),
     "detector": ("tracking", "detector"), "detect_every": ("tracking", "detect_every"),
+    "detector_score": ("tracking", "detector_score"), "max_people": ("tracking", "max_people"),
+    "max_missed": ("tracking", "max_missed"),
     "min_confidence": ("tracking", "min_confidence"), "detect_max_side": ("tracking", "detect_max_side"),
     "smoothing": ("smoothing", "enabled"), "min_cutoff_2d": ("smoothing", "min_cutoff_2d"),
     "beta_2d": ("smoothing", "beta_2d"), "min_cutoff_3d": ("smoothing", "min_cutoff_3d"),
@@ -76,10 +78,16 @@ def add_parsers(verbs) -> None:
     group.add_argument("--spin", action="store_true",
                        help="let idle ONNX Runtime threads spin (lower latency, more CPU)")
     group = run.add_argument_group("people")
-    group.add_argument("--detector", help="hog (default) or none (the whole frame is the person)")
+    group.add_argument("--detector",
+                       help="yolox (default; YOLOX-Nano, downloaded once), PATH to a YOLOX .onnx file, hog "
+                            "(OpenCV, no file) or none (the whole frame is one person)")
+    group.add_argument("--detector-score", type=float, help="YOLOX person score threshold (default 0.35)")
     group.add_argument("--detect-every", type=int,
-                       help="re-detect every N frames while tracking (default 30, 0: only when lost)")
-    group.add_argument("--detect-max-side", type=int, help="frame side for detection (default 480)")
+                       help="detect every N frames while tracking (default 10; also when a track is lost)")
+    group.add_argument("--max-people", type=int, help="people tracked per frame, most confident first (default 8)")
+    group.add_argument("--max-missed", type=int,
+                       help="frames a person's track survives unconfirmed (default 15)")
+    group.add_argument("--detect-max-side", type=int, help="HOG: frame side for detection (default 480)")
     group.add_argument("--min-confidence", type=float,
                        help="mean joint confidence below which a track is lost (default 0.25)")
     group = run.add_argument_group("smoothing (One Euro filter)")

@@ -25,3 +25,11 @@ def pipeline():
 def unused_port() -> int:
     """A TCP port on loopback that nothing listens on (at the time of asking)."""
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def preset_onnx(isolated_cache):
+    """The tiny preset exported to ONNX (a pose model, not a detector)."""
+    from wildpose.engine import default_model
+
+    return default_model.untrained_onnx("tiny", 0)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import math
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -44,7 +47,8 @@ def assert_valid_pose(message: PoseMessage, size: tuple[int, int]) -> None:
 def test_every_frame_of_a_real_video_reaches_the_subscriber_in_order(pipeline, shared_data, clip, size):
     path = shared_data / clip
     frames = frame_count(path)
-    run = pipeline("--source", f"clip={path}", "--every-frame", "--wait-subscribers", "1")
+    run = pipeline("--source", f"clip={path}", "--every-frame", "--wait-subscribers", "1",
+                   "--detector", str(shared_data / "models" / "yolox_nano.onnx"))
     with PoseSubscriber(run.endpoint) as subscriber:
         poses = receive_poses(subscriber, frames, timeout=120)
         assert run.wait() == 0, run.log
@@ -150,3 +154,25 @@ def test_an_http_source_streams_and_is_reopened_when_it_ends(pipeline, tmp_path)
         assert "web: http://127.0.0.1" in run.log and "ended the stream; reconnecting" in run.log
     finally:
         server.shutdown()
+
+
+def test_two_sources_in_one_run_over_ipc_reach_the_subscribe_command(tmp_path, walker_clip):
+    endpoint = f"ipc://{tmp_path}/poses.sock"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "wildpose.tools.cli", "run", "--source", f"left={walker_clip}",
+         "--source", f"right={walker_clip}", "--every-frame", "--detector", "none", "--publish", endpoint,
+         "--wait-subscribers", "1"], stderr=subprocess.PIPE, text=True)
+    try:
+        subscribe = subprocess.run(
+            [sys.executable, "-m", "wildpose.tools.cli", "subscribe", "--endpoint", endpoint, "--json",
+             "--topics", "pose", "--count", "96", "--timeout", "60"], capture_output=True, text=True, timeout=120)
+        _, log = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert subscribe.returncode == 0, subscribe.stderr
+    messages = [json.loads(line) for line in subscribe.stdout.splitlines()]
+    for stream in ("left", "right"):
+        seqs = [m["seq"] for m in messages if m["stream"] == stream]
+        assert seqs == list(range(48)), f"{stream}: {seqs}"
+    assert all(m["kind"] == "pose" and len(m["people"]) == 1 for m in messages)
+    assert run.returncode == 0, log

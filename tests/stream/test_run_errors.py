@@ -86,7 +86,9 @@ def test_a_port_already_in_use(walker_clip):
 
 @pytest.mark.parametrize("args, fragments", [
     (["--max-batch", "0"], ["engine.max_batch must be a positive integer"]),
-    (["--detector", "yolo9000"], ["tracking.detector must be one of ['hog', 'none']"]),
+    (["--detector", "yolo9000"], ["tracking.detector must be one of ['yolox', 'hog', 'none'] or a path"]),
+    (["--detector", "/no/such/detector.onnx"], ["tracking.detector file not found: /no/such/detector.onnx"]),
+    (["--max-people", "0"], ["tracking.max_people must be a positive integer"]),
     (["--min-confidence", "1.5"], ["tracking.min_confidence must be between 0.0 and 1.0"]),
     (["--publish", "udp://1.2.3.4:5"], ["publish.endpoint must be tcp://HOST:PORT or ipc://PATH"]),
     (["--rtsp-transport", "carrier-pigeon"], ["source.rtsp_transport must be one of"]),
@@ -100,6 +102,13 @@ def test_invalid_values_are_named_with_what_is_allowed(walker_clip, args, fragme
 def test_live_only_and_file_only_options_are_not_mixed(unused_port):
     assert_one_error_line(run_cli("--source", f"rtsp://127.0.0.1:{unused_port}/s", "--every-frame"),
                           "--every-frame applies to files only")
+
+
+def test_a_corrupt_detector_file(tmp_path, walker_clip):
+    corrupt = tmp_path / "detector.onnx"
+    corrupt.write_bytes(b"\x08\x01garbage" * 100)
+    assert_one_error_line(run_cli("--source", str(walker_clip), "--detector", str(corrupt)),
+                          "cannot load the person detector", "detector.onnx")
 
 
 def test_duplicate_stream_ids(walker_clip):

@@ -1,11 +1,12 @@
-"""Where each frame is cropped: detection at start and after a loss, the previous pose in between."""
+"""Where each frame is cropped and who is who: detection when needed, each person's previous pose
+in between, identities kept by box overlap."""
 
 import numpy as np
 import pytest
 
 from wildpose.stream.config import TrackingConfig
 from wildpose.stream.detect import Detection, WholeFrameDetector
-from wildpose.stream.tracking import RegionTracker, iou, pose_box
+from wildpose.stream.tracking import PeopleTracker, iou, iou_matrix, pose_box
 
 FRAME = np.zeros((480, 640, 3), np.uint8)
 
@@ -28,61 +29,101 @@ def person(x0, y0, x1, y1, score=0.9):
     return Detection(box=np.array([x0, y0, x1, y1], float), score=score)
 
 
-def test_the_first_frame_is_detected_and_the_next_follows_the_pose():
-    detector = ScriptedDetector([person(100, 100, 200, 400)])
-    tracker = RegionTracker(detector, TrackingConfig(detect_every=0), input_size=192)
+def confident(tracker, seq, regions, shift=0.0, confidence=0.8):
+    """Feed back a confident pose for every region, its box moved by `shift` px."""
+    tracker.on_poses(seq, [(r.track_id, r.box + shift, confidence) for r in regions])
+
+
+def test_the_first_frame_is_detected_and_the_next_follows_each_pose():
+    detector = ScriptedDetector([person(100, 100, 200, 400), person(300, 100, 400, 400, 0.8)])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=0), input_size=192)
     first = tracker.regions(FRAME)
-    assert len(first) == 1 and not first[0].tracked and first[0].track_id == 1
-    tracker.on_pose(1, seq=0, box=np.array([110.0, 90, 210, 390]), confidence=0.8)
+    assert [(r.track_id, r.tracked) for r in first] == [(1, False), (2, False)]
+    confident(tracker, 0, first, shift=5.0)
     second = tracker.regions(FRAME)
-    assert second[0].tracked and second[0].track_id == 1 and detector.calls == 1
-    assert np.allclose(second[0].box, [110, 90, 210, 390])
+    assert [(r.track_id, r.tracked) for r in second] == [(1, True), (2, True)] and detector.calls == 1
+    assert np.allclose(second[0].box, [105, 105, 205, 405])
 
 
-def test_a_low_confidence_pose_loses_the_track_and_the_next_detection_gets_a_new_id():
+def test_a_lost_track_triggers_detection_and_keeps_its_id_when_found_again():
+    detector = ScriptedDetector([person(100, 100, 200, 400)], [person(110, 100, 210, 400)])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=0, min_confidence=0.3), input_size=192)
+    first = tracker.regions(FRAME)
+    tracker.on_poses(0, [(1, first[0].box, 0.1)])  # not confident: lost
+    again = tracker.regions(FRAME)
+    assert detector.calls == 2 and [(r.track_id, r.tracked) for r in again] == [(1, False)]
+
+
+def test_a_person_far_from_every_track_gets_a_new_id():
     detector = ScriptedDetector([person(100, 100, 200, 400)], [person(400, 100, 500, 400)])
-    tracker = RegionTracker(detector, TrackingConfig(detect_every=0, min_confidence=0.3), input_size=192)
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=0), input_size=192)
+    tracker.on_poses(0, [(r.track_id, None, 0.0) for r in tracker.regions(FRAME)])
+    assert [r.track_id for r in tracker.regions(FRAME)] == [2]
+
+
+def test_identities_follow_overlap_not_detection_order():
+    detector = ScriptedDetector([person(100, 100, 200, 400, 0.9), person(300, 100, 400, 400, 0.8)],
+                                [person(305, 100, 405, 400, 0.95), person(95, 100, 195, 400, 0.7)])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=1), input_size=192)
     tracker.regions(FRAME)
-    tracker.on_pose(1, seq=0, box=np.array([100.0, 100, 200, 400]), confidence=0.1)
-    regions = tracker.regions(FRAME)
-    assert detector.calls == 2 and regions[0].track_id == 2 and not regions[0].tracked
+    second = tracker.regions(FRAME)  # detect_every=1: detected again
+    by_id = {r.track_id: r.box[0] for r in second}
+    assert by_id == {1: 95.0, 2: 305.0}
 
 
 def test_no_detection_means_no_one_in_the_frame():
-    tracker = RegionTracker(ScriptedDetector([]), TrackingConfig(), input_size=192)
+    tracker = PeopleTracker(ScriptedDetector([]), TrackingConfig(), input_size=192)
     assert tracker.regions(FRAME) == []
 
 
-def test_periodic_detection_keeps_the_id_of_the_same_person():
+def test_periodic_detection_keeps_ids_and_refreshes_boxes():
     detector = ScriptedDetector([person(100, 100, 200, 400)], [person(105, 100, 205, 400)])
-    tracker = RegionTracker(detector, TrackingConfig(detect_every=2), input_size=192)
-    tracker.regions(FRAME)
-    tracker.on_pose(1, 0, np.array([100.0, 100, 200, 400]), 0.9)
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=2), input_size=192)
+    confident(tracker, 0, tracker.regions(FRAME))
     assert tracker.regions(FRAME)[0].tracked
     third = tracker.regions(FRAME)
-    assert detector.calls == 2 and third[0].track_id == 1 and not third[0].tracked
+    assert detector.calls == 2 and [(r.track_id, r.tracked) for r in third] == [(1, False)]
+
+
+def test_a_track_nothing_confirms_ends_after_max_missed_frames():
+    detector = ScriptedDetector([person(100, 100, 200, 400)])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=1, max_missed=3), input_size=192)
+    tracker.regions(FRAME)
+    for _ in range(3):
+        tracker.regions(FRAME)  # the detector finds no one; the track is kept (missed by detection)
+        assert [t.track_id for t in tracker.tracks] == [1]
+    tracker.regions(FRAME)
+    assert tracker.tracks == []
+
+
+def test_at_most_max_people_are_tracked_most_confident_first():
+    crowd = [person(50 * i, 100, 50 * i + 40, 300, score=0.5 + 0.05 * i) for i in range(6)]
+    crowd.sort(key=lambda d: d.score, reverse=True)  # as detectors return them
+    tracker = PeopleTracker(ScriptedDetector(crowd), TrackingConfig(max_people=3), input_size=192)
+    regions = tracker.regions(FRAME)
+    assert [r.score for r in regions] == pytest.approx([0.75, 0.70, 0.65])
 
 
 def test_stale_feedback_is_ignored():
-    tracker = RegionTracker(ScriptedDetector([person(100, 100, 200, 400)]), TrackingConfig(), input_size=192)
-    tracker.regions(FRAME)
-    tracker.on_pose(1, 5, np.array([100.0, 100, 200, 400]), 0.9)
-    tracker.on_pose(1, 4, None, 0.0)  # older than what we know
-    tracker.on_pose(7, 6, None, 0.0)  # another track
+    tracker = PeopleTracker(ScriptedDetector([person(100, 100, 200, 400)]), TrackingConfig(), input_size=192)
+    regions = tracker.regions(FRAME)
+    confident(tracker, 5, regions)
+    tracker.on_poses(4, [(1, None, 0.0)])  # older than what we know
+    tracker.on_poses(6, [(7, None, 0.0)])  # a track that does not exist
     assert tracker.regions(FRAME)[0].tracked
 
 
 def test_the_crop_is_the_padded_square_around_the_person():
-    tracker = RegionTracker(ScriptedDetector([person(100, 100, 200, 400)]),
+    tracker = PeopleTracker(ScriptedDetector([person(100, 100, 200, 400)]),
                             TrackingConfig(box_padding=1.25), input_size=100)
     affine = tracker.regions(FRAME)[0].affine
     assert affine[0, 0] == pytest.approx(100 / (300 * 1.25))  # the 300 px tall person, padded
 
 
 def test_the_whole_frame_detector_crops_the_letterboxed_frame():
-    tracker = RegionTracker(WholeFrameDetector(), TrackingConfig(detector="none"), input_size=64)
+    tracker = PeopleTracker(WholeFrameDetector(), TrackingConfig(detector="none"), input_size=64)
     region = tracker.regions(FRAME)[0]
-    assert region.affine[0, 0] == pytest.approx(64 / 640)
+    assert region.affine[0, 0] == pytest.approx(64 / 640) and region.track_id == 1
 
 
 @pytest.mark.parametrize("a, b, expected", [
@@ -94,6 +135,30 @@ def test_iou(a, b, expected):
     assert iou(np.array(a, float), np.array(b, float)) == pytest.approx(expected)
 
 
+def test_iou_matrix_pairs_every_box():
+    matrix = iou_matrix(np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), np.array([[0, 0, 10, 10]] * 3))
+    assert matrix.shape == (2, 3) and matrix[0].tolist() == [1.0] * 3 and matrix[1].tolist() == [0.0] * 3
+
+
 def test_pose_box_is_tight():
     joints = np.array([[3.0, 4.0], [10.0, -2.0], [5.0, 9.0]])
     assert pose_box(joints).tolist() == [3.0, -2.0, 10.0, 9.0]
+
+
+def test_a_detector_that_finds_no_one_for_a_while_is_reported_and_the_stream_goes_on(caplog, monkeypatch):
+    import logging
+
+    from wildpose.stream import preprocess
+
+    clock = [100.0]
+    monkeypatch.setattr(preprocess.time, "monotonic", lambda: clock[0])
+    watch = preprocess._QuietWatch("door", "yolox", interval_s=60.0)
+    with caplog.at_level(logging.INFO):
+        for _ in range(130):  # two minutes and ten seconds of empty frames, one a second
+            clock[0] += 1.0
+            watch.observe(False)
+        watch.observe(True)
+    quiet = [r.getMessage() for r in caplog.records if "no person found" in r.getMessage()]
+    assert quiet == ["door: no person found for 60 s (detector yolox); frames are still published, with no one in them",
+                     "door: no person found for 120 s (detector yolox); frames are still published, with no one in them"]
+    assert "door: a person is in view again after 130 s" in caplog.text
