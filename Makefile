@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 # PyTorch pinned; on the project's CPU machines pip takes this version's CPU wheel from local disk.
 TORCH_PIN := torch==2.13.0
 # What the tests need from Debian: GStreamer's RTSP server (a real RTSP source), run by the system
-# Python that has `gi`.
+# Python that has `gi`; Chromium for the browser viewer; Node.js and npm for the JavaScript subscriber.
 DEBIAN_TEST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav \
+	chromium nodejs npm
 
 .PHONY: demo test bench venv system-packages clean
 

@@ -1,8 +1,10 @@
 """The embedded default model that `wildpose run` and `make demo` use when no model is named.
 
-Until trained demo weights are bundled (the SynthPose issue), the default is the realtime preset
-initialised from a fixed seed: the same weights on every machine, built on first use and cached,
-and labelled "untrained weights" in every output.
+The default is the bundled demo weights in `weights/`: the realtime preset trained on SynthPose
+alone (synthetic renders of CMU motion capture; see the README for what that means for real video).
+A checkout without them falls back to the realtime preset initialised from a fixed seed: the same
+weights on every machine, built on first use and cached, and labelled "untrained weights" in every
+output. Untrained models of any preset (tests, benchmarks) come from here too.
 """
 
 from __future__ import annotations
@@ -17,15 +19,22 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PRESET = "realtime"
 DEFAULT_SEED = 0
+BUNDLED = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_CHECKPOINT = BUNDLED / "realtime-synthpose.pt"
+BUNDLED_ONNX = BUNDLED / "realtime-synthpose.onnx"
 
 
 def checkpoint_path() -> Path:
-    """The default checkpoint (`.pt`), created from the seed on first use."""
+    """The default checkpoint (`.pt`): the bundled weights, else untrained ones from the seed."""
+    if BUNDLED_CHECKPOINT.is_file():
+        return BUNDLED_CHECKPOINT
     return untrained_checkpoint(DEFAULT_PRESET, DEFAULT_SEED)
 
 
 def onnx_path() -> Path:
-    """The default model as ONNX, exported from `checkpoint_path()` on first use."""
+    """The default model as ONNX: the bundled file, else the untrained checkpoint exported."""
+    if BUNDLED_ONNX.is_file():
+        return BUNDLED_ONNX
     return untrained_onnx(DEFAULT_PRESET, DEFAULT_SEED)
 
 

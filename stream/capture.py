@@ -47,6 +47,7 @@ class CaptureArgs:
     source: SourceConfig
     ring: RingSpec
     resume_after: int  # the last seq handed on before a restart (-1 at the start)
+    hold_for_publish: bool = False  # every-frame: publish reads frames too (overlay, thumbnails)
 
 
 def main(args: CaptureArgs, out_pipe, counters_array, stop_event, control_queue, log_level: int,
@@ -72,6 +73,7 @@ class _Capture:
         self.control = control_queue
         self.seq = -1  # index of the last decoded frame of the source
         self.resume_after = args.resume_after
+        self.hold_for_publish = args.hold_for_publish
         self.loop_offset = 0.0  # added to media time after each loop of a file
         self.backoff = _BACKOFF_START_S
         self.opened = 0.0  # time.monotonic() when the source was last opened
@@ -172,12 +174,17 @@ class _Capture:
 
     def _wait_for_free_slot(self) -> bool:
         """Every-frame mode: wait until writing the next frame cannot overwrite one preprocess has
-        not read yet (it publishes the last seq it consumed)."""
+        not read yet (it publishes the last seq it consumed), nor, when publish reads frames for the
+        overlay or thumbnails, one publish has not reached yet."""
         limit = self.ring.spec.slots - 2
-        while self.seq - self.counters.get("consumed_seq") > limit:
+        while self.seq - self._oldest_held() > limit:
             if self.stop.wait(_RING_FULL_POLL_S):
                 return False
         return True
+
+    def _oldest_held(self) -> int:
+        consumed = self.counters.get("consumed_seq")
+        return min(consumed, self.counters.get("released_seq")) if self.hold_for_publish else consumed
 
     def _wait_to_reconnect(self, reason: str) -> None:
         log.warning("%s: %s; reconnecting in %.1f s", self.source.stream_id, reason, self.backoff)

@@ -10,7 +10,9 @@
 
 Messages are checked against schema version 1 (`stream/schema.py`); anything malformed, too large or
 of another version is refused (counted in `invalid`, or raised with `strict=True`), never half-read.
-Gaps in a stream's frame numbers are counted in `missed`.
+Gaps in a stream's frame numbers are counted in `missed`. Frame thumbnails (`FrameMessage`, JPEG) come
+only to a subscriber that asks for the "frame" topic, and only from a pipeline run with
+`--publish-frames`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from wildpose.training import joints
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
-TOPICS = ("pose", "stats", "meta")
+TOPICS = ("pose", "stats", "meta")  # what a subscriber gets unless it asks otherwise
+ALL_TOPICS = (*TOPICS, "frame")
 
 
 class SchemaError(WildPoseError):
@@ -86,9 +89,27 @@ class MetaMessage:
     scale: str
     model: dict[str, Any]
     streams: dict[str, dict[str, str]]
+    frames: dict[str, Any] | None = None  # {"hz", "width"} when thumbnails are published (newer publishers)
 
 
-Message = PoseMessage | StatsMessage | MetaMessage
+@dataclass(frozen=True)
+class FrameMessage:
+    """A JPEG thumbnail of frame `seq`; its pose message (same stream and seq) was sent just before."""
+
+    stream: str
+    seq: int
+    t_capture: float  # unix seconds
+    size: tuple[int, int]  # width, height of the frame the pose's joints2d refer to
+    jpeg_size: tuple[int, int]  # width, height of the JPEG
+    jpeg: bytes
+
+    @property
+    def scale(self) -> float:
+        """JPEG pixels per frame pixel: multiply joints2d by it to draw on the thumbnail."""
+        return self.jpeg_size[0] / self.size[0]
+
+
+Message = PoseMessage | StatsMessage | MetaMessage | FrameMessage
 
 
 def _require(values: Any, fields: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -128,6 +149,20 @@ def _person(values: Any) -> Person:
                   conf=_array(values["conf"], (count,), "conf"), tracked=bool(values["tracked"]))
 
 
+def _frame(values: dict[str, Any]) -> FrameMessage:
+    size, jpeg_size = _array(values["size"], (2,), "size"), _array(values["jpeg_size"], (2,), "jpeg_size")
+    if not isinstance(values["seq"], int) or not isinstance(values["stream"], str):
+        raise SchemaError("frame message: seq must be an integer and stream a string")
+    if min(size) < 1 or min(jpeg_size) < 1:
+        raise SchemaError(f"frame message: sizes must be positive, got {size.tolist()} and {jpeg_size.tolist()}")
+    jpeg = values["jpeg"]
+    if not isinstance(jpeg, bytes) or not jpeg.startswith(b"\xff\xd8"):
+        raise SchemaError("frame message: jpeg must be JPEG bytes")
+    return FrameMessage(stream=values["stream"], seq=values["seq"], t_capture=_number(values["t_capture"], "t_capture"),
+                        size=(int(size[0]), int(size[1])), jpeg_size=(int(jpeg_size[0]), int(jpeg_size[1])),
+                        jpeg=jpeg)
+
+
 def decode(topic: bytes, payload: bytes) -> Message:
     """Validate and type one message; raises `SchemaError` on anything unexpected."""
     if len(payload) > schema.MAX_MESSAGE_BYTES:
@@ -154,6 +189,8 @@ def decode(topic: bytes, payload: bytes) -> Message:
                            t_publish=_number(values["t_publish"], "t_publish"),
                            size=(int(size[0]), int(size[1])),
                            people=tuple(_person(p) for p in values["people"]))
+    if name.startswith(schema.FRAME_PREFIX):
+        return _frame(_require(values, schema.FRAME_FIELDS, "frame message"))
     if name.startswith(schema.STATS_PREFIX):
         values = _require(values, schema.STATS_FIELDS, "stats message")
         return StatsMessage(**{k: values[k] for k in schema.STATS_FIELDS if k != "v"})
@@ -161,14 +198,16 @@ def decode(topic: bytes, payload: bytes) -> Message:
         values = _require(values, schema.META_FIELDS, "meta message")
         return MetaMessage(joints=tuple(values["joints"]), edges=tuple(tuple(e) for e in values["edges"]),
                            root=values["root"], units=values["units"], axes=values["axes"],
-                           scale=values["scale"], model=values["model"], streams=values["streams"])
+                           scale=values["scale"], model=values["model"], streams=values["streams"],
+                           frames=values.get("frames"))
     raise SchemaError(f"unknown topic {name[:64]!r}")
 
 
 class PoseSubscriber:
     """A ZeroMQ SUB socket on one or more WildPose publishers (fan-in), yielding typed messages.
 
-    streams: only these stream ids (None: all). topics: any of "pose", "stats", "meta".
+    streams: only these stream ids (None: all). topics: any of "pose", "stats", "meta", "frame"
+    (default: all but "frame").
     strict: raise `SchemaError` on a malformed message instead of skipping it.
     """
 
@@ -177,9 +216,9 @@ class PoseSubscriber:
                  strict: bool = False, receive_hwm: int = 10000,
                  context: zmq.Context | None = None) -> None:
         topics = tuple(topics)
-        unknown = sorted(set(topics) - set(TOPICS))
+        unknown = sorted(set(topics) - set(ALL_TOPICS))
         if unknown:
-            raise ValueError(f"unknown topics {unknown}; choose from {list(TOPICS)}")
+            raise ValueError(f"unknown topics {unknown}; choose from {list(ALL_TOPICS)}")
         self.streams = None if streams is None else frozenset(streams)
         self.strict = strict
         self.missed: dict[str, int] = {}
@@ -201,7 +240,7 @@ class PoseSubscriber:
             if topic == "meta":
                 prefixes.append(schema.META_TOPIC)
                 continue
-            base = schema.POSE_PREFIX if topic == "pose" else schema.STATS_PREFIX
+            base = {"pose": schema.POSE_PREFIX, "stats": schema.STATS_PREFIX, "frame": schema.FRAME_PREFIX}[topic]
             prefixes += [base + s for s in self.streams] if self.streams is not None else [base]
         return prefixes
 

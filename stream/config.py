@@ -21,6 +21,8 @@ from wildpose.training import joints
 SOURCE_KINDS = ("file", "rtsp", "http", "camera")
 DETECTORS = ("yolox", "hog", "none")
 RTSP_TRANSPORTS = ("tcp", "udp")
+OVERLAY_SUFFIXES = (".mp4", ".mkv", ".mov")
+MAX_FRAMES_HZ = 60.0
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -29,6 +31,21 @@ def _positive(section: str, name: str, value: float, *, integer: bool = False, a
     if isinstance(value, bool) or not isinstance(value, kind) or value < 0 or (value == 0 and not allow_zero):
         bound = "a non-negative" if allow_zero else "a positive"
         raise ConfigError(f"{section}.{name} must be {bound} {'integer' if integer else 'number'}, got {value!r}")
+
+
+def check_positive(section: str, name: str, value: Any, *, integer: bool = False, allow_zero: bool = False,
+                   optional: bool = False) -> None:
+    """Refuse anything but a positive (or non-negative) number, naming `section.name`; None passes
+    when `optional`. For the configs of other verbs (record, replay, view, web)."""
+    if optional and value is None:
+        return
+    _positive(section, name, value, integer=integer, allow_zero=allow_zero)
+
+
+def check_endpoints(section: str, endpoints: Any) -> None:
+    """Refuse an empty list or anything but tcp://HOST:PORT or ipc://PATH."""
+    if not endpoints or not all(isinstance(e, str) and re.match(r"^(tcp|ipc)://.+", e) for e in endpoints):
+        raise ConfigError(f"{section}: endpoints must be tcp://HOST:PORT or ipc://PATH, got {list(endpoints or [])}")
 
 
 def redact_url(url: str) -> str:
@@ -183,6 +200,13 @@ class PublishConfig:
     send_hwm: int = 1000  # messages queued per subscriber before ZeroMQ drops for that subscriber
     stats_interval_s: float = 1.0
     wait_subscribers: int = 0  # hold the pipeline until this many subscriptions arrived (no slow joiner)
+    # JPEG thumbnails on frame/<stream> for viewers, at most this often per stream (0: off; the flag
+    # --publish-frames alone means 5 Hz: enough to see what the poses refer to, a few kB/s each)
+    frames_hz: float = 0.0
+    frames_width: int = 320  # thumbnails wider than this are scaled down (aspect kept)
+    # the overlay video (H.264): frames with 2D skeletons, boxes, ids, fps, latency and a 3D panel;
+    # with several sources one file per stream, OUT.<stream>.mp4
+    overlay: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.endpoint, str) or not re.match(r"^(tcp|ipc)://.+", self.endpoint):
@@ -190,6 +214,31 @@ class PublishConfig:
         _positive("publish", "send_hwm", self.send_hwm, integer=True)
         _positive("publish", "stats_interval_s", self.stats_interval_s)
         _positive("publish", "wait_subscribers", self.wait_subscribers, integer=True, allow_zero=True)
+        if (isinstance(self.frames_hz, bool) or not isinstance(self.frames_hz, (int, float))
+                or not 0.0 <= self.frames_hz <= MAX_FRAMES_HZ):
+            raise ConfigError(f"publish.frames_hz must be between 0 (off) and {MAX_FRAMES_HZ:g}, "
+                              f"got {self.frames_hz!r}")
+        if (isinstance(self.frames_width, bool) or not isinstance(self.frames_width, int)
+                or not 16 <= self.frames_width <= 3840):
+            raise ConfigError(f"publish.frames_width must be an integer between 16 and 3840, got {self.frames_width!r}")
+        if self.overlay is not None:
+            self._check_overlay()
+
+    def _check_overlay(self) -> None:
+        if not isinstance(self.overlay, str) or not self.overlay:
+            raise ConfigError(f"publish.overlay must be a video file path, got {self.overlay!r}")
+        path = Path(self.overlay)
+        if path.suffix.lower() not in OVERLAY_SUFFIXES:
+            raise ConfigError(f"publish.overlay must end in one of {list(OVERLAY_SUFFIXES)} (an H.264 "
+                              f"container), got {self.overlay!r}")
+        if not path.parent.is_dir():
+            raise ConfigError(f"publish.overlay: folder {str(path.parent)!r} does not exist; create it or "
+                              "choose another path")
+
+    @property
+    def uses_frames(self) -> bool:
+        """Whether the publish stage reads frames (thumbnails or the overlay video)."""
+        return self.frames_hz > 0 or self.overlay is not None
 
 
 @dataclass(frozen=True)

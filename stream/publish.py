@@ -5,26 +5,36 @@ gets it at once (no one has to wait for a periodic repeat), and `--wait-subscrib
 pipeline until N subscriptions arrived, so a test or a recorder misses no frame (the "slow joiner"
 of the zguide) without any sleep. Sends never block: a subscriber that stops reading loses its own
 messages at the high-water mark and slows no one else.
+
+For viewers it can also read each frame back from the frame ring (by seq): JPEG thumbnails on
+`frame/<stream>` (`--publish-frames`) and the overlay video (`--overlay`), written on a thread. A
+frame whose slot was overwritten before publish got to it is skipped and counted (`frames_lapped`).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import zmq
 
-from wildpose.stream import process, schema
+from wildpose.errors import WildPoseError
+from wildpose.stream import overlay, process, schema, video_out
+from wildpose.stream.client import Person
 from wildpose.stream.config import PublishConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket
+from wildpose.stream.shm import RingSpec, SlotRing
 from wildpose.stream.stats import DROP_REASONS, Counters, LatencyWindow
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
+_FPS_WINDOW_S = 1.0  # the overlay's fps: frames published over the last second (batches come in bursts)
 _LINGER_MS = 1000  # on close, how long queued messages may still go out
 _STAGE_COUNTERS = {"capture": "captured", "preprocess": "preprocessed", "infer": "inferred",
                    "smooth": "smoothed", "publish": "published"}
@@ -39,6 +49,8 @@ class PublishArgs:
     config: PublishConfig
     streams: tuple[str, ...]
     meta: dict[str, Any]
+    frame_rings: dict[str, RingSpec] = field(default_factory=dict)  # only when thumbnails or overlay are on
+    every_frame: frozenset[str] = frozenset()  # streams whose overlay must have every frame
 
 
 class _StreamStats:
@@ -79,7 +91,14 @@ def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event,
                                                        or "0.0.0.0" in args.config.endpoint):
         log.warning("publishing on all interfaces (%s) without authentication: anyone on the network "
                     "can read the poses", args.config.endpoint)
-    publisher = _Publisher(socket, args, counters_arrays, depth_queues)
+    try:
+        views = _FrameViews(args, counters_arrays)
+    except WildPoseError as exc:
+        control_queue.put(("fatal", "publish", str(exc)))
+        socket.close(linger=0)
+        context.term()
+        return
+    publisher = _Publisher(socket, args, counters_arrays, depth_queues, views)
     control_queue.put(("listening", "publish", args.config.endpoint))
     try:
         while publisher.subscriptions < args.config.wait_subscribers and not stop_event.is_set():
@@ -87,13 +106,16 @@ def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event,
         control_queue.put(("ready", "publish", args.config.endpoint))
         publisher.run(in_queue, stop_event)
     finally:
+        views.close()
         socket.close()
         context.term()
 
 
 class _Publisher:
-    def __init__(self, socket: zmq.Socket, args: PublishArgs, counters_arrays, depth_queues) -> None:
+    def __init__(self, socket: zmq.Socket, args: PublishArgs, counters_arrays, depth_queues,
+                 views: _FrameViews) -> None:
         self.socket = socket
+        self.views = views
         self.args = args
         self.meta_payload = schema.pack(args.meta)
         self.stats = {s: _StreamStats(Counters(counters_arrays[s])) for s in args.streams}
@@ -119,6 +141,7 @@ class _Publisher:
             if time.monotonic() >= next_stats:
                 self.publish_stats()
                 next_stats = time.monotonic() + self.args.config.stats_interval_s
+        self.views.finish_videos()  # so the final figures count every overlay frame
         self.publish_stats()  # the final figures, also after the last frame of a file
 
     def serve_subscriptions(self, timeout_ms: int) -> None:
@@ -139,6 +162,10 @@ class _Publisher:
         payload = schema.pack(schema.pose(ticket.stream, ticket.seq, ticket.t_capture, now, ticket.size, people))
         if self._send(schema.pose_topic(ticket.stream), payload, ticket.stream):
             self.counters[ticket.stream].add("published")
+        if self.views.enabled:
+            thumbnail = self.views.after_pose(ticket, people, now)
+            if thumbnail is not None:
+                self._send(schema.frame_topic(ticket.stream), thumbnail, None)
         window = self.stats[ticket.stream].latency
         for name, (start, end) in _LATENCIES.items():
             if start in ticket.times and end in ticket.times:
@@ -171,3 +198,83 @@ def _clip_box(joints2d, size: tuple[int, int]) -> list[float]:
     x1, y1 = joints2d.max(axis=0)
     return [min(max(float(x0), 0.0), width - 1.0), min(max(float(y0), 0.0), height - 1.0),
             min(max(float(x1), 0.0), width - 1.0), min(max(float(y1), 0.0), height - 1.0)]
+
+
+class _FrameViews:
+    """Thumbnails and overlay videos, from the frames in the rings (nothing when both are off)."""
+
+    def __init__(self, args: PublishArgs, counters_arrays) -> None:
+        config = args.config
+        self.enabled = config.uses_frames
+        self.every_frame = args.every_frame
+        self.period = 1.0 / config.frames_hz if config.frames_hz > 0 else None
+        self.width = config.frames_width
+        self.counters = {s: Counters(counters_arrays[s]) for s in args.streams}
+        self.next_thumbnail = {s: 0.0 for s in args.streams}
+        self.recent: dict[str, collections.deque] = {s: collections.deque() for s in args.streams}
+        self.rings: dict[str, SlotRing] = {}
+        self.writers: dict[str, video_out.OverlayWriter] = {}
+        if not self.enabled:
+            return
+        self.rings = {s: SlotRing.attach(spec) for s, spec in args.frame_rings.items()}
+        if config.overlay:
+            for stream, path in video_out.stream_paths(config.overlay, args.streams).items():
+                counters = self.counters[stream]
+                self.writers[stream] = video_out.OverlayWriter(
+                    video_out.OverlayVideo(path), stream, on_written=lambda c=counters: c.add("overlay_written"))
+                log.info("%s: writing the overlay video to %s", stream, path)
+
+    def after_pose(self, ticket: FrameTicket, people: list[dict[str, Any]], t_publish: float) -> bytes | None:
+        """Feed the overlay writer and return a thumbnail message when one is due; then release the
+        frame (capture in every-frame mode waits for that)."""
+        stream, counters = ticket.stream, self.counters[ticket.stream]
+        now = time.monotonic()
+        fps = self._fps(stream, now)
+        writer = self.writers.get(stream)
+        thumbnail_due = self.period is not None and now >= self.next_thumbnail[stream]
+        payload = None
+        if writer is not None or thumbnail_due:
+            frame = self.rings[stream].read(ticket.seq)
+            if frame is None:
+                counters.add("frames_lapped")
+            else:
+                if thumbnail_due:
+                    jpeg, jpeg_size = overlay.encode_thumbnail(frame, self.width)
+                    payload = schema.pack(schema.frame(stream, ticket.seq, ticket.t_capture, ticket.size,
+                                                       jpeg_size, jpeg))
+                    self.next_thumbnail[stream] = now + self.period
+                    counters.add("thumbnails")
+                if writer is not None:
+                    job = video_out.OverlayJob(frame, tuple(_person(p) for p in people), ticket.t_media,
+                                               fps, (t_publish - ticket.t_capture) * 1000)
+                    if not writer.submit(job, block=stream in self.every_frame):
+                        counters.add("overlay_skipped")
+        counters.set("released_seq", ticket.seq)
+        return payload
+
+    def _fps(self, stream: str, now: float) -> float | None:
+        recent = self.recent[stream]
+        recent.append(now)
+        while now - recent[0] > _FPS_WINDOW_S:
+            recent.popleft()
+        span = now - recent[0]
+        return (len(recent) - 1) / span if span >= _FPS_WINDOW_S / 4 else None
+
+    def finish_videos(self) -> None:
+        """Write what the overlay writers hold and finish their files (once)."""
+        writers, self.writers = self.writers, {}
+        for writer in writers.values():
+            writer.close()
+
+    def close(self) -> None:
+        self.finish_videos()
+        for ring in self.rings.values():
+            ring.close()
+
+
+def _person(values: dict[str, Any]) -> Person:
+    """A published person as the drawing reads it (the very values that went out)."""
+    return Person(id=values["id"], bbox=tuple(values["bbox"]), score=values["score"],
+                  joints2d=np.asarray(values["joints2d"], np.float64),
+                  joints3d=np.asarray(values["joints3d"], np.float64),
+                  conf=np.asarray(values["conf"], np.float64), tracked=values["tracked"])

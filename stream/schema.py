@@ -1,7 +1,9 @@
 """Message schema version 1: what goes over ZeroMQ, as msgpack maps (design.md).
 
-Every message is a two-frame multipart: a topic (`pose/<stream>`, `stats/<stream>` or `meta`) and a
-msgpack map that carries `v`, the schema version. Producers build messages only through the functions
+Every message is a two-frame multipart: a topic (`pose/<stream>`, `stats/<stream>`, `meta`, or the
+opt-in `frame/<stream>`) and a msgpack map that carries `v`, the schema version. Version 1 grows only
+by new topics and new keys, never by changing old ones, so a client that predates them still reads
+every message it subscribed to. Producers build messages only through the functions
 here and the client validates them against the same field lists, so the two cannot drift apart.
 """
 
@@ -16,6 +18,7 @@ from wildpose.training import joints
 VERSION = 1
 POSE_PREFIX = "pose/"
 STATS_PREFIX = "stats/"
+FRAME_PREFIX = "frame/"  # opt-in JPEG thumbnails for viewers (`--publish-frames`)
 META_TOPIC = "meta"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the client refuses anything larger
 
@@ -23,6 +26,7 @@ POSE_FIELDS = ("v", "stream", "seq", "t_capture", "t_publish", "size", "people")
 PERSON_FIELDS = ("id", "bbox", "score", "joints2d", "joints3d", "conf", "tracked")
 STATS_FIELDS = ("v", "stream", "t", "interval_s", "fps", "latency_ms", "drops", "queues", "totals")
 META_FIELDS = ("v", "joints", "edges", "root", "units", "axes", "scale", "model", "streams")
+FRAME_FIELDS = ("v", "stream", "seq", "t_capture", "size", "jpeg_size", "jpeg")
 
 AXES = "camera: x right, y down, z forward"
 
@@ -33,6 +37,10 @@ def pose_topic(stream: str) -> str:
 
 def stats_topic(stream: str) -> str:
     return f"{STATS_PREFIX}{stream}"
+
+
+def frame_topic(stream: str) -> str:
+    return f"{FRAME_PREFIX}{stream}"
 
 
 def person(track_id: int, bbox, score: float, joints2d, joints3d, conf, tracked: bool) -> dict[str, Any]:
@@ -56,11 +64,23 @@ def stats(stream: str, t: float, interval_s: float, fps: dict[str, float], laten
             "latency_ms": latency_ms, "drops": drops, "queues": queues, "totals": totals}
 
 
-def meta(model: dict[str, Any], streams: dict[str, dict[str, str]], scale: str) -> dict[str, Any]:
-    """The joint set, units, axes and scale of every pose message, and what produces them."""
+def frame(stream: str, seq: int, t_capture: float, size: tuple[int, int], jpeg_size: tuple[int, int],
+          jpeg: bytes) -> dict[str, Any]:
+    """A thumbnail of frame `seq` (sent after its pose message): `jpeg` (bytes) is `jpeg_size` [w, h]
+    pixels, scaled down from the frame's `size` [w, h], the size joints2d refer to."""
+    return {"v": VERSION, "stream": stream, "seq": int(seq), "t_capture": float(t_capture),
+            "size": [int(size[0]), int(size[1])], "jpeg_size": [int(jpeg_size[0]), int(jpeg_size[1])],
+            "jpeg": bytes(jpeg)}
+
+
+def meta(model: dict[str, Any], streams: dict[str, dict[str, str]], scale: str,
+         frames: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The joint set, units, axes and scale of every pose message, and what produces them.
+
+    frames: {"hz", "width"} when thumbnails are published on `frame/<stream>`, else None."""
     return {"v": VERSION, "joints": list(joints.NAMES), "edges": [list(e) for e in joints.EDGES],
             "root": joints.ROOT, "units": {"joints2d": "px", "bbox": "px", "joints3d": "mm"},
-            "axes": AXES, "scale": scale, "model": model, "streams": streams}
+            "axes": AXES, "scale": scale, "model": model, "streams": streams, "frames": frames}
 
 
 def pack(message: dict[str, Any]) -> bytes:

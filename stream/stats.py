@@ -27,6 +27,11 @@ COUNTERS: dict[str, str] = {
     "smoothed": "smooth",
     "published": "publish",
     "drop_publish": "publish",  # ZeroMQ refused the message (send queue full)
+    "released_seq": "publish",  # the last frame publish is done with (every-frame overlays hold capture)
+    "thumbnails": "publish",  # frame/<stream> thumbnails sent
+    "frames_lapped": "publish",  # frame slot overwritten before publish read it: no thumbnail/overlay frame
+    "overlay_written": "publish",  # overlay video frames written (by publish's writer thread)
+    "overlay_skipped": "publish",  # realtime: the overlay writer was busy, the frame is not in the video
     "capture_restarts": "supervisor",
 }
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}

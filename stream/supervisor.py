@@ -29,6 +29,10 @@ from wildpose.training import pose3d
 log = logging.getLogger(__name__)
 
 _FRAME_SLOTS = 6
+# When publish also reads frames (overlay video, thumbnails) a frame must survive the whole pipeline,
+# not just capture -> preprocess: more slots, so realtime runs rarely lap it and every-frame runs keep
+# enough frames in flight to fill inference batches while capture waits for publish.
+_VIEW_FRAME_SLOTS = 16
 _READY_TIMEOUT_S = 120.0  # loading a model (and exporting a checkpoint) can take a while
 _STOP_GRACE_S = 1.5
 _WATCH_S = 0.05
@@ -84,7 +88,9 @@ class Pipeline:
             model={"file": os.path.basename(model_path), "backend": engine_name,
                    "config": metadata.model_config.to_dict(), "weights": metadata.weights},
             streams={s.stream_id: {"source": s.display, "kind": s.kind} for s in config.sources},
-            scale=pose3d.describe_scale(config.skeleton_sum_mm))
+            scale=pose3d.describe_scale(config.skeleton_sum_mm),
+            frames={"hz": config.publish.frames_hz, "width": config.publish.frames_width}
+            if config.publish.frames_hz > 0 else None)
         rings: list[SlotRing] = []
         try:
             return self._run(str(model_path), metadata.input_size, meta, sizes, detector, rings)
@@ -102,6 +108,7 @@ class Pipeline:
         for stream_counters in counters.values():
             stream_counters.set("last_seq", -1)
             stream_counters.set("consumed_seq", -1)
+            stream_counters.set("released_seq", -1)
         arrays = {s: c.array for s, c in counters.items()}
         stop = StopFlag()
         control = ctx.Queue()
@@ -112,9 +119,10 @@ class Pipeline:
         feedback = {s: ctx.Queue(maxsize=8) for s in streams}
         crop_slots = infer_queue_size + config.engine.max_batch + 3
         frame_rings, crop_rings, pipes = {}, {}, {}
+        frame_slots = _VIEW_FRAME_SLOTS if config.publish.uses_frames else _FRAME_SLOTS
         for index, source in enumerate(config.sources):
             width, height = sizes[source.stream_id]
-            frame_ring = SlotRing.create(f"{prefix}_{index}_f", _FRAME_SLOTS, width * height * 3)
+            frame_ring = SlotRing.create(f"{prefix}_{index}_f", frame_slots, width * height * 3)
             crop_ring = SlotRing.create(f"{prefix}_{index}_c", crop_slots,
                                         config.tracking.max_people * input_size ** 2 * 3)
             rings += [frame_ring, crop_ring]
@@ -123,7 +131,10 @@ class Pipeline:
         common = (self.log_level, self.weights_label)
         stages = {
             "publish": ctx.Process(name="publish", target=publish.main, args=(
-                publish.PublishArgs(config.publish, streams, meta), to_publish, arrays,
+                publish.PublishArgs(config.publish, streams, meta,
+                                    frame_rings if config.publish.uses_frames else {},
+                                    frozenset(s.stream_id for s in config.sources if s.every_frame)),
+                to_publish, arrays,
                 {"preprocess->infer": to_infer, "infer->smooth": to_smooth, "smooth->publish": to_publish},
                 stop, control, *common)),
             "smooth": ctx.Process(name="smooth", target=smooth.main, args=(
@@ -176,7 +187,8 @@ class Pipeline:
         source = next(s for s in self.config.sources if s.stream_id == state.stream)
         resume_after = Counters(arrays[state.stream]).get("last_seq")
         state.process = ctx.Process(name=f"capture-{state.stream}", target=capture.main, args=(
-            capture.CaptureArgs(source, frame_rings[state.stream], resume_after),
+            capture.CaptureArgs(source, frame_rings[state.stream], resume_after,
+                                hold_for_publish=source.every_frame and self.config.publish.uses_frames),
             pipes[state.stream][1], arrays[state.stream], stop, control, *common))
         self._start(state.process)
         state.started = time.monotonic()

@@ -2,10 +2,11 @@
 
 The detector runs at the first frame, every `detect_every` frames, whenever no one is tracked, and
 as soon as a track is lost (its pose confidence fell below the threshold). Its people are matched to
-the current tracks by box overlap with the Hungarian algorithm (SciPy's `linear_sum_assignment` on
-1 - IoU), so a person keeps their integer id; unmatched detections start new tracks, and a track
-that nothing confirms for `max_missed` frames ends. Between detections each person's region comes
-from their own previous pose. At most `max_people` are tracked: the most confident first.
+the current tracks by box overlap and distance with the Hungarian algorithm (SciPy's
+`linear_sum_assignment`), so a person keeps their integer id; unmatched detections start new tracks; a track the
+detector misses twice in a row stops being cropped and ends when nothing confirms it for
+`max_missed` frames. Between detections each person's region comes from their own previous pose. At
+most `max_people` are tracked: the most confident first.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from wildpose.stream.detect import Detection
 from wildpose.stream.frames import PersonRegion
 
 SAME_PERSON_IOU = 0.3  # a detection overlapping a track this much can be the same person
+SAME_PERSON_INSIDE = 0.7  # ... or one box lies this much inside the other (intersection / smaller area)
+SAME_PERSON_DISTANCE = 0.5  # ... or their centres are this close, in units of the taller box's height
+_MISSES_TO_LOSE = 2  # detection rounds in a row without a track's person that end its cropping
 
 
 @dataclass
@@ -30,6 +34,7 @@ class Track:
     score: float
     last_seen: int  # frame counter when a detection or a confident pose last confirmed it
     lost: bool = False  # its last pose was not confident: not cropped again until re-detected
+    detector_misses: int = 0  # detection rounds in a row that did not find it
     last_feedback_seq: int = -1
 
 
@@ -50,6 +55,27 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
+def containment_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`(len(a), len(b))` intersection over the smaller of the two areas, for every pair of boxes."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(high - low, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    smaller = np.minimum(area_a[:, None], area_b[None, :])
+    return np.where(smaller > 0, inter / np.where(smaller > 0, smaller, 1.0), 0.0)
+
+
+def centre_distance_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`(len(a), len(b))` distance between box centres over the taller box's height, for every pair."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    centres_a, centres_b = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
+    distance = np.linalg.norm(centres_a[:, None] - centres_b[None], axis=2)
+    height = np.maximum((a[:, 3] - a[:, 1])[:, None], (b[:, 3] - b[:, 1])[None, :])
+    return distance / np.maximum(height, 1.0)
+
+
 def pose_box(joints2d: np.ndarray) -> np.ndarray:
     """Tight x0, y0, x1, y1 box around `(J, 2)` joints."""
     return np.concatenate([joints2d.min(axis=0), joints2d.max(axis=0)]).astype(np.float64)
@@ -67,6 +93,7 @@ class PeopleTracker:
         self.frame = -1
         self.last_detection = -1
         self.detections_run = 0
+        self.recheck = False  # a track was missed once: detect again on the next frame
 
     def regions(self, frame: np.ndarray) -> list[PersonRegion]:
         """The regions to crop from `frame` (`(H, W, 3)` uint8 RGB); empty when no one is there."""
@@ -76,7 +103,7 @@ class PeopleTracker:
             return [self._region(1, whole, tracked=False)]
         self._expire()
         every = self.config.detect_every
-        due = (not self.tracks or any(t.lost for t in self.tracks)
+        due = (not self.tracks or self.recheck or any(t.lost for t in self.tracks)
                or (every and self.frame - self.last_detection >= every))
         if due:
             return self._detect(frame)
@@ -97,6 +124,7 @@ class PeopleTracker:
 
     def _detect(self, frame: np.ndarray) -> list[PersonRegion]:
         self.detections_run += 1
+        self.recheck = False
         self.last_detection = self.frame
         found = self.detector.detect(frame)[: self.config.max_people]
         matched_tracks, matched_found = self._associate(found)
@@ -104,9 +132,19 @@ class PeopleTracker:
         for track_index, found_index in zip(matched_tracks, matched_found, strict=True):
             track, detection = self.tracks[track_index], found[found_index]
             track.box, track.score, track.lost, track.last_seen = detection.box, detection.score, False, self.frame
+            track.detector_misses = 0
             regions.append(self._region(track.track_id, detection, tracked=False))
         for index, track in enumerate(self.tracks):
-            if index not in matched_tracks and not track.lost:  # missed by the detector this time
+            if index in matched_tracks or track.lost:
+                continue
+            # Not found this time. Once may be the detector's flicker: keep cropping it and look again
+            # on the next frame. Twice in a row and it is gone (a pose network trained on people finds
+            # one in an empty crop too): stop cropping, but keep the id for `max_missed` frames.
+            track.detector_misses += 1
+            if track.detector_misses >= _MISSES_TO_LOSE:
+                track.lost = True
+            else:
+                self.recheck = True
                 regions.append(self._region(track.track_id, Detection(track.box, track.score), tracked=True))
         for index, detection in enumerate(found):
             if index in matched_found or len(self.tracks) >= self.config.max_people:
@@ -118,12 +156,19 @@ class PeopleTracker:
         return regions
 
     def _associate(self, found: list[Detection]) -> tuple[list[int], list[int]]:
-        """Hungarian matching of tracks to detections on 1 - IoU, pairs below the IoU gate dropped."""
+        """Hungarian matching of tracks to detections on overlap and distance. A pair counts as the same
+        person when their IoU passes the gate; or when one box lies mostly inside the other (a track's
+        box comes from its pose, joint to joint, which sits inside the detector's whole-body box); or
+        when their centres are close for their size (a person re-found after a few frames unseen)."""
         if not self.tracks or not found:
             return [], []
-        overlap = iou_matrix(np.stack([t.box for t in self.tracks]), np.stack([d.box for d in found]))
-        rows, cols = linear_sum_assignment(1.0 - overlap)
-        keep = overlap[rows, cols] >= SAME_PERSON_IOU
+        tracks, detections = np.stack([t.box for t in self.tracks]), np.stack([d.box for d in found])
+        overlap = iou_matrix(tracks, detections)
+        inside = containment_matrix(tracks, detections)
+        apart = centre_distance_matrix(tracks, detections)
+        rows, cols = linear_sum_assignment(apart - overlap - inside)
+        keep = ((overlap[rows, cols] >= SAME_PERSON_IOU) | (inside[rows, cols] >= SAME_PERSON_INSIDE)
+                | (apart[rows, cols] <= SAME_PERSON_DISTANCE))
         return rows[keep].tolist(), cols[keep].tolist()
 
     def _expire(self) -> None:

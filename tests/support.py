@@ -10,8 +10,18 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+
+# where tests leave files for people to look at (screenshots, overlay frames): kept after the run
+ARTIFACTS = Path(os.environ.get("WILDPOSE_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+
+
+def artifact_path(name: str) -> Path:
+    """`ARTIFACTS / name`, its folder created."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
 
 
 def free_port() -> int:
@@ -20,12 +30,28 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class RunningPipeline:
-    """`wildpose run ARGS` in its own process; stderr lines are collected as they come."""
+def wildpose(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`wildpose ARGS` to the end, output captured, tracebacks off."""
+    return subprocess.run([sys.executable, "-m", "wildpose.tools.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "WILDPOSE_DEBUG": ""})
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """A failed command told the user one `wildpose: error: ...` line holding `fragments`, no traceback."""
+    assert result.returncode != 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("wildpose: error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+class RunningCommand:
+    """`wildpose VERB ARGS` in its own process; stderr lines are collected as they come."""
 
     def __init__(self, *args: str) -> None:
-        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
-        command = [sys.executable, "-m", "wildpose.tools.cli", "run", "--publish", self.endpoint, *args]
+        command = [sys.executable, "-m", "wildpose.tools.cli", *args]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                         env={**os.environ, "WILDPOSE_DEBUG": ""})
         self.lines: list[str] = []
@@ -74,6 +100,14 @@ class RunningPipeline:
             self.process.wait()
 
 
+class RunningPipeline(RunningCommand):
+    """`wildpose run ARGS` publishing on a free loopback port (`endpoint`)."""
+
+    def __init__(self, *args: str) -> None:
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        super().__init__("run", "--publish", self.endpoint, *args)
+
+
 
 
 def receive_poses(subscriber, count: int, timeout: float = 60.0) -> list:
@@ -87,3 +121,36 @@ def receive_poses(subscriber, count: int, timeout: float = 60.0) -> list:
         if isinstance(message, PoseMessage):
             poses.append(message)
     return poses
+
+
+class RawSubscriber:
+    """A plain ZeroMQ SUB socket on everything an endpoint publishes: (topic, payload, arrival) tuples,
+    arrival by `time.monotonic()`. One subscription, so `--wait-subscribers 1` waits for exactly it."""
+
+    def __init__(self, endpoint: str) -> None:
+        import zmq
+
+        self._context = zmq.Context()
+        self.socket = self._context.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.RCVHWM, 100000)
+        self.socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self.socket.connect(endpoint)
+
+    def receive(self, count: int, timeout: float = 60.0) -> list[tuple[str, bytes, float]]:
+        """Up to `count` messages; stops early when none arrives for `timeout` seconds."""
+        received = []
+        while len(received) < count and self.socket.poll(int(timeout * 1000)):
+            topic, payload = self.socket.recv_multipart()
+            received.append((topic.decode(), payload, time.monotonic()))
+        return received
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        self._context.term()
+
+    def __enter__(self) -> RawSubscriber:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -18,7 +18,7 @@ from wildpose.tools import experiment_cli, run_cli, train_cli
 log = logging.getLogger("wildpose")
 
 EXAMPLES = """examples:
-  wildpose demo                                  # the pipeline on the generated demo clip
+  wildpose demo                                  # the pipeline on the bundled demo clip
   wildpose run --source video.mp4 --every-frame  # every frame of a file, poses on tcp://127.0.0.1:5555
   wildpose subscribe                             # print what a running pipeline publishes
   wildpose export --preset paper --init-seed 0 -o paper.onnx
@@ -51,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
 
-    demo = verbs.add_parser("demo", help="the pipeline on the generated demo clip, with a subscriber")
+    demo = verbs.add_parser("demo", help="the pipeline on the bundled demo clip, with a subscriber")
     demo.add_argument("--model", help="model file (.onnx or .pt); default: the embedded model")
     demo.add_argument("--backend", default="auto", help="auto, onnxruntime, torch or tensorrt")
-    demo.add_argument("--detector", default="hog", help="hog (default) or none")
+    demo.add_argument("--detector", default="yolox", help="yolox (default), PATH to a YOLOX .onnx, hog or none")
     demo.add_argument("--every-frame", action="store_true", help="process every frame as fast as possible")
     demo.set_defaults(handler=_demo)
 
@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--engine-only", action="store_true", help="time the engine alone per backend/preset/batch")
     mode.add_argument("--end-to-end", action="store_true",
                       help="time the whole pipeline (throughput, latency) next to the engine alone")
+    mode.add_argument("--crowd", action="store_true",
+                      help="frames/s and latency with 1, 3 and 6 people in view (needs ../shared/data)")
     mode.add_argument("--smoothing", action="store_true",
                       help="jitter and lag of the One Euro filter on CMU motion capture (--mocap DIR)")
     bench.add_argument("--presets", type=_csv(str), default=("realtime", "paper"),
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_cli.add_parsers(verbs)
     train_cli.add_parsers(verbs)
     experiment_cli.add_parsers(verbs)
+    from wildpose.tools import view_cli  # view, web, record, replay (issue #8)
+    view_cli.add_parsers(verbs)
     return parser
 
 
@@ -127,6 +131,14 @@ def _export(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from wildpose.tools import bench
 
+    if args.crowd:
+        from wildpose.tools import bench_crowd
+
+        rows, weights = bench_crowd.run_crowds(model=args.model)
+        print(bench_crowd.format_table(rows, weights))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
     if args.smoothing:
         from pathlib import Path
 

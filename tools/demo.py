@@ -1,7 +1,7 @@
 """`wildpose demo`: the whole pipeline on the project's own clip, watched by a real subscriber.
 
-It starts `wildpose run` as its own process on the generated clip (a SynthPose-rendered person that
-the default HOG detector finds, democlip.py; realtime pacing, the embedded default model),
+It starts `wildpose run` as its own process on the bundled clip (a SynthPose-rendered person that
+even OpenCV's HOG detector finds, democlip.py; realtime pacing, the embedded default model),
 subscribes to it over ZeroMQ, prints one line per pose message, and ends with what arrived: frames,
 frames/s, capture-to-publish latency and people per frame.
 """
@@ -33,7 +33,7 @@ _MESSAGE_TIMEOUT_S = 10.0
 class DemoConfig:
     model: str | None = None
     backend: str = "auto"
-    detector: str = "hog"
+    detector: str = "yolox"
     every_frame: bool = False
 
 

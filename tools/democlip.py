@@ -2,9 +2,9 @@
 
 `make demo` and the tests need video that anyone may redistribute and that exists on a fresh
 checkout. `write_rendered_clip` renders a held-out CMU take with SynthPose (training/synthpose/clip.py:
-a shaded figure that OpenCV's HOG people detector, the pipeline's default, finds); `write_clip` draws a
-parametric stick-figure walk cycle in our 16-joint skeleton, which needs no mocap and is quick for
-tests. Both encode with PyAV with exact timestamps (pts = frame index in a 1/fps time base).
+a shaded figure that even OpenCV's HOG people detector finds); `write_clip` draws a parametric
+stick-figure walk cycle in our 16-joint skeleton, which needs no mocap and is quick for tests. Both
+encode with PyAV with exact timestamps (pts = frame index in a 1/fps time base).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 RENDERED_FRAMES = 240  # 8 s at 30 fps
 RENDERED_FPS = 30
+# `write_rendered_clip()` with its defaults, shipped so the demo plays on a checkout without the mocap
+# (CMU's terms allow redistribution with their acknowledgement; see the README)
+BUNDLED_CLIP = Path(__file__).resolve().parents[1] / "media" / "demo-synthpose-131_02.mp4"
 
 
 def walker_joints(t: float, width: int, height: int) -> np.ndarray:
@@ -85,7 +88,7 @@ def write_clip(path: str | Path, *, frames: int = 48, width: int = 640, height: 
     faststart: put the MP4 index first (as streaming servers do), so a truncated file still opens.
     """
     images = (draw_frame(index / fps, width, height) for index in range(frames))
-    return _encode(path, images, width, height, fps, faststart)
+    return encode_clip(path, images, width, height, fps, faststart)
 
 
 def write_rendered_clip(path: str | Path, *, frames: int = RENDERED_FRAMES, width: int = 640, height: int = 360,
@@ -101,28 +104,30 @@ def write_rendered_clip(path: str | Path, *, frames: int = RENDERED_FRAMES, widt
     if mocap is not None:
         options["mocap_dir"] = str(mocap)
     images = (sample.image for sample in clip.render_clip(frames, clip.ClipConfig(**options)))
-    return _encode(path, images, width, height, fps, faststart)
+    return encode_clip(path, images, width, height, fps, faststart)
 
 
 def demo_clip(folder: str | Path) -> Path:
-    """The clip `wildpose demo` plays, made once in `folder`: the rendered take, or the stick figure
-    when the motion capture is not there."""
+    """The clip `wildpose demo` plays: the bundled rendered take; without it (a trimmed install), the
+    take rendered once into `folder`, or the stick figure when the motion capture is not there either."""
+    if BUNDLED_CLIP.is_file():
+        return BUNDLED_CLIP
     folder = Path(folder)
     rendered = folder / f"synthpose-{RENDERED_FRAMES}f-{RENDERED_FPS}fps.mp4"
     if rendered.is_file():
         return rendered
     try:
-        log.info("rendering the demo clip (%d frames) to %s", RENDERED_FRAMES, rendered)
+        log.debug("rendering the demo clip (%d frames) to %s", RENDERED_FRAMES, rendered)
         return write_rendered_clip(rendered)
     except DatasetError as exc:
         walker = folder / "walker.mp4"
-        log.warning("demo: %s; playing the stick-figure clip instead, which HOG does not detect (use "
-                    "--detector none)", exc)
+        log.warning("demo: %s; playing the stick-figure clip instead, in which person detectors find "
+                    "no one (use --detector none)", exc)
         return walker if walker.is_file() else write_clip(walker)
 
 
-def _encode(path: str | Path, images: Iterable[np.ndarray], width: int, height: int, fps: int,
-            faststart: bool) -> Path:
+def encode_clip(path: str | Path, images: Iterable[np.ndarray], width: int, height: int, fps: int,
+                faststart: bool = False) -> Path:
     """`(H, W, 3)` uint8 RGB frames -> H.264 yuv420p at `path`, frame i at pts i in a 1/fps time base.
 
     Written to a temporary name and renamed, so an interrupted render never leaves a clip behind.
@@ -134,7 +139,10 @@ def _encode(path: str | Path, images: Iterable[np.ndarray], width: int, height: 
     with av.open(str(partial), mode="w", options=options) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "20"}
+        # One encoder thread: two encodings of the same frames once came out different on a loaded
+        # machine, and a single thread takes x264's frame threading out of the question; a short
+        # clip encodes in about a second anyway.
+        stream.options = {"preset": "veryfast", "crf": "20", "threads": "1"}
         for index, image in enumerate(images):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = index, Fraction(1, fps)

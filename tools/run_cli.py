@@ -23,6 +23,8 @@ RUN_EXAMPLES = """examples:
   wildpose run --source cam=0                            # the first V4L2 camera, stream id "cam"
   wildpose run --source door=rtsp://user:pass@10.0.0.5/stream --source /dev/video2
   wildpose run --config site.toml --publish tcp://127.0.0.1:6000
+  wildpose run --source clip.mp4 --every-frame --overlay clip.overlay.mp4   # skeletons drawn on every frame
+  wildpose run --source cam=0 --publish-frames           # thumbnails for `wildpose web` / `wildpose view`
 """
 
 SUBSCRIBE_EXAMPLES = """examples:
@@ -45,6 +47,8 @@ _OVERRIDES = {
     "beta_3d": ("smoothing", "beta_3d"), "d_cutoff": ("smoothing", "d_cutoff"),
     "publish": ("publish", "endpoint"), "send_hwm": ("publish", "send_hwm"),
     "stats_interval": ("publish", "stats_interval_s"), "wait_subscribers": ("publish", "wait_subscribers"),
+    "publish_frames": ("publish", "frames_hz"), "frames_width": ("publish", "frames_width"),
+    "overlay": ("publish", "overlay"),
     "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"),
 }
 _SOURCE_FLAGS = {"loop": "loop", "every_frame": "every_frame", "rtsp_transport": "rtsp_transport",
@@ -103,6 +107,13 @@ def add_parsers(verbs) -> None:
     group.add_argument("--stats-interval", type=float, help="seconds between stats messages (default 1)")
     group.add_argument("--wait-subscribers", type=int,
                        help="hold the pipeline until N subscriptions arrived (default 0)")
+    group.add_argument("--publish-frames", type=float, nargs="?", const=5.0, metavar="HZ",
+                       help="also publish JPEG thumbnails on frame/<stream> for viewers, at most HZ per "
+                            "stream (default when given: 5; [publish] frames_hz)")
+    group.add_argument("--frames-width", type=int, help="thumbnail width limit in pixels (default 320)")
+    group.add_argument("--overlay", metavar="OUT.mp4",
+                       help="write the video with 2D/3D skeletons, boxes, ids, fps and latency drawn on it "
+                            "(H.264; several sources: OUT.<stream>.mp4 each)")
     group.add_argument("--duration", type=float, help="stop after this many seconds")
     group.add_argument("--skeleton-sum-mm", type=float, help="metric prior: the 14 bones sum to this (default 4296.99)")
     run.set_defaults(handler=_run)

@@ -3,8 +3,9 @@
 Human3.6M: the reference's protocol (`reference_mpjpe`: 16 joints, skeleton-sum scale, pelvis
 aligned, no Procrustes), the standard Protocol 1 peers report (`protocol1_mpjpe`: 17 H36M joints,
 root aligned) and PA-MPJPE (`pa_mpjpe`: Procrustes with scale). MPII: `pckh`. MPI-INF-3DHP: `pck3d` and
-`auc3d`. SynthPose (no head sizes): `pck_bbox`, PCK@0.1 of the person's box. And `bone_symmetry_error`, which the geometric loss is meant to lower. Poses are NumPy
-arrays `(N, J, 3)` in mm unless said otherwise.
+`auc3d`. SynthPose (no head sizes): `pck_bbox`, PCK@0.1 of the person's box. And
+`bone_symmetry_error`, which the geometric loss is meant to lower. Poses are NumPy arrays
+`(N, J, 3)` in mm unless said otherwise.
 """
 
 from __future__ import annotations

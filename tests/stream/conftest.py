@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
-from support import RunningPipeline, free_port
+from support import RunningCommand, RunningPipeline, free_port
 
 
 @pytest.fixture()
@@ -33,3 +36,46 @@ def preset_onnx(isolated_cache):
     from wildpose.engine import default_model
 
     return default_model.untrained_onnx("tiny", 0)
+
+
+@pytest.fixture()
+def command():
+    """Start `wildpose VERB ARGS` with `command(VERB, *ARGS)`; every one is killed at the end of the test."""
+    started: list[RunningCommand] = []
+
+    def start(*args: str) -> RunningCommand:
+        running = RunningCommand(*args)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.kill()
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    messages: list  # recording.RecordedMessage, in file order
+    run_log: str
+
+
+@pytest.fixture(scope="session")
+def recorded_session(tmp_path_factory, walker_clip) -> Recording:
+    """A real recording: `wildpose record` of `wildpose run` on the generated clip (realtime pacing,
+    thumbnails at 10 Hz, stats every 0.25 s), so replay tests have every topic at a camera's pace."""
+    from wildpose.stream import recording
+
+    path = tmp_path_factory.mktemp("recording") / "walker.mcap"
+    run = RunningPipeline("--source", f"walker={walker_clip}", "--detector", "none", "--publish-frames", "10",
+                          "--stats-interval", "0.25", "--wait-subscribers", "1")
+    recorder = RunningCommand("record", "--endpoint", run.endpoint, "--output", str(path), "--idle-timeout", "1.5")
+    try:
+        assert run.wait(timeout=120) == 0, run.log
+        assert recorder.wait(timeout=30) == 0, recorder.log
+    finally:
+        run.kill()
+        recorder.kill()
+    messages, damage = recording.read_all(path)
+    assert damage is None and messages, recorder.log
+    return Recording(path, messages, run.log)

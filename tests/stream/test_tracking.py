@@ -159,6 +159,42 @@ def test_a_detector_that_finds_no_one_for_a_while_is_reported_and_the_stream_goe
             watch.observe(False)
         watch.observe(True)
     quiet = [r.getMessage() for r in caplog.records if "no person found" in r.getMessage()]
-    assert quiet == ["door: no person found for 60 s (detector yolox); frames are still published, with no one in them",
-                     "door: no person found for 120 s (detector yolox); frames are still published, with no one in them"]
+    tail = "(detector yolox); frames are still published, with no one in them"
+    assert quiet == [f"door: no person found for 60 s {tail}", f"door: no person found for 120 s {tail}"]
     assert "door: a person is in view again after 130 s" in caplog.text
+
+
+def test_one_detector_miss_is_forgiven_two_in_a_row_stop_the_cropping():
+    detector = ScriptedDetector([person(100, 100, 200, 400)], [], [])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=1), input_size=192)
+    tracker.regions(FRAME)
+    flicker = tracker.regions(FRAME)  # the detector misses once: still cropped from the last box
+    assert [(r.track_id, r.tracked) for r in flicker] == [(1, True)]
+    assert tracker.regions(FRAME) == []  # missed again: gone from the crops
+    assert [t.track_id for t in tracker.tracks] == [1]  # the id waits for max_missed frames
+
+
+def test_a_pose_box_inside_the_detectors_whole_body_box_is_the_same_person():
+    detector = ScriptedDetector([person(100, 100, 200, 400)], [person(90, 60, 230, 460)])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=1), input_size=192)
+    tracker.regions(FRAME)
+    tracker.on_poses(0, [(1, np.array([130.0, 150, 170, 250]), 0.9)])  # a small pose box (IoU 0.07)
+    assert [r.track_id for r in tracker.regions(FRAME)] == [1]
+
+
+def test_a_person_refound_nearby_after_a_few_frames_keeps_their_id():
+    detector = ScriptedDetector([person(100, 100, 200, 400)], [], [], [person(180, 100, 280, 400)])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=1), input_size=192)
+    tracker.regions(FRAME)
+    tracker.regions(FRAME)
+    tracker.regions(FRAME)  # two misses: lost, not cropped
+    refound = tracker.regions(FRAME)  # 80 px to the right (IoU 0.11): near for a 300 px tall person
+    assert [r.track_id for r in refound] == [1]
+
+
+def test_people_side_by_side_keep_apart():
+    detector = ScriptedDetector([person(100, 100, 200, 400), person(400, 100, 500, 400)],
+                                [person(410, 100, 510, 400), person(95, 100, 195, 400)])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=1), input_size=192)
+    tracker.regions(FRAME)
+    assert {r.track_id: r.box[0] for r in tracker.regions(FRAME)} == {1: 95.0, 2: 410.0}

@@ -7,7 +7,6 @@ import logging
 import threading
 
 import av
-import numpy as np
 import pytest
 
 from wildpose.errors import DetectorError

@@ -26,15 +26,35 @@ def test_version():
     assert result.returncode == 0 and result.stdout.startswith("wildpose 0.")
 
 
-def test_demo_runs_the_pipeline_with_a_subscriber_and_labels_untrained_weights():
+def test_demo_runs_the_pipeline_on_the_bundled_weights_with_a_subscriber():
+    from wildpose.engine import default_model
+    from wildpose.tools import democlip
+    from wildpose.training.synthpose.domains import DEFAULT_MOCAP_DIR
+
+    # the SynthPose-rendered take where the mocap is, else the 48-frame stick figure (democlip.demo_clip)
+    frames = democlip.RENDERED_FRAMES if (DEFAULT_MOCAP_DIR / "131_02.bvh").is_file() else 48
     result = wildpose("demo", "--every-frame", "--detector", "none")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split()[2] for line in lines[:-1]] == [f"seq={i}" for i in range(48)]
+    assert [line.split()[2] for line in lines[:-1]] == [f"seq={i}" for i in range(frames)]
     assert all(line.startswith("pose demo") and "people=1" in line for line in lines[:-1])
-    assert lines[-1].startswith("# received 48 frames (seq 0..47)") and "latency p50" in lines[-1]
-    assert all("untrained weights" in line for line in lines)
-    assert all("untrained weights" in line for line in result.stderr.splitlines())
+    assert lines[-1].startswith(f"# received {frames} frames (seq 0..{frames - 1})") and "latency p50" in lines[-1]
+    expected = "trained on SynthPose" if default_model.BUNDLED_ONNX.is_file() else "untrained weights"
+    assert all(expected in line for line in lines), "every output line names the weights"
+
+
+def test_with_untrained_weights_every_log_line_says_so(walker_clip):
+    from wildpose.engine import default_model
+
+    untrained = default_model.untrained_onnx("realtime", 0)
+    result = subprocess.run([sys.executable, "-m", "wildpose.tools.cli", "run", "--source", str(walker_clip),
+                             "--every-frame", "--detector", "none", "--model", str(untrained),
+                             "--publish", "ipc:///tmp/wildpose-untrained-test.sock"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any("final stats" in line for line in lines)
+    assert all("untrained weights" in line for line in lines), [line for line in lines if "untrained" not in line]
 
 
 def test_export_then_bench_a_preset(tmp_path):

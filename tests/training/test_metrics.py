@@ -127,3 +127,50 @@ def test_bone_symmetry_error_is_the_mean_left_right_length_gap():
 def test_wrong_shapes_are_refused_first(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+@pytest.fixture()
+def boxed_poses():
+    """Three random 2D poses in image px, all joints visible, and their boxes' longer sides."""
+    poses = np.random.default_rng(4).uniform(50, 250, (3, joints.NUM_JOINTS, 2))
+    return poses, np.ones((3, joints.NUM_JOINTS)), np.ptp(poses, axis=1).max(axis=1)
+
+
+def test_pck_bbox_of_the_ground_truth_against_itself_is_100(boxed_poses):
+    poses, visible, box = boxed_poses
+    assert metrics.pck_bbox(poses, poses, visible, box) == 100.0
+
+
+@pytest.mark.parametrize("shift, expected", [
+    (0.099, 100.0),  # just inside 0.1 x the box's longer side
+    (0.101, 0.0),  # just past it
+])
+def test_pck_bbox_counts_a_joint_within_a_tenth_of_the_box(boxed_poses, shift, expected):
+    poses, visible, box = boxed_poses
+    moved = poses + np.array([0.6, 0.8]) * shift * box[:, None, None]  # a unit direction times the shift
+    assert metrics.pck_bbox(moved, poses, visible, box) == expected
+
+
+def test_pck_bbox_scores_only_the_visible_joints_of_each_sample(boxed_poses):
+    poses, visible, box = boxed_poses
+    moved = poses.copy()
+    moved[:, :4, 0] += 0.5 * box[:, None]  # 4 of 16 joints far off ...
+    assert metrics.pck_bbox(moved, poses, visible, box) == 75.0
+    hidden = visible.copy()
+    hidden[:, :4] = 0  # ... but not scored when not visible
+    assert metrics.pck_bbox(moved, poses, hidden, box) == 100.0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: metrics.pck_bbox(np.zeros((2, 16, 2)), np.zeros((2, 16, 3)), np.ones((2, 16)), np.ones(2)),
+     r"target: expected shape \(2, 16, 2\), got \(2, 16, 3\)"),
+    (lambda: metrics.pck_bbox(np.zeros((2, 16, 2)), np.zeros((2, 16, 2)), np.ones((2, 16)), np.ones(3)),
+     r"box_size: expected shape \(2\)"),
+    (lambda: metrics.pck_bbox(np.zeros((1, 16, 2)), np.zeros((1, 16, 2)), np.ones((1, 16)), np.zeros(1)),
+     "positive box size"),
+    (lambda: metrics.pck_bbox(np.zeros((1, 16, 2)), np.zeros((1, 16, 2)), np.zeros((1, 16)), np.ones(1)),
+     "no joint is marked visible"),
+])
+def test_pck_bbox_refuses_wrong_input_first(call, message):
+    with pytest.raises(InputError, match=message):
+        call()

@@ -4,6 +4,7 @@ data-parallel processes end with identical weights."""
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tomllib
@@ -11,6 +12,7 @@ import tomllib
 import pytest
 import torch
 
+from wildpose.errors import ConfigError
 from wildpose.training import checkpoint, run_log, train_config, trainer
 from wildpose.training.models import hourglass
 
@@ -114,6 +116,35 @@ def test_a_stage_checkpoint_resumes_the_next_stage(full_run, tmp_path, synthetic
     assert resumed.position.global_step == TOTAL_STEPS and resumed.weight_digests == full.weight_digests
 
 
+def test_a_branch_from_a_stage_file_runs_only_the_later_stages(full_run, tmp_path, synthetic_data):
+    """The SynthPose experiment's B/C split: the same stage 3 reproduces the full run; another stage 3
+    (no geometric loss) starts from the same weights and ends elsewhere."""
+    full, _ = full_run
+    same = trainer.train(make_config(synthetic_data, tmp_path / "same"), branch_from=full.output / "2_depth.pt")
+    assert same.position.global_step == TOTAL_STEPS and same.weight_digests == full.weight_digests
+    other_stages = [*STAGES[:2], {**STAGES[2], "name": "no_geometric", "geometric_weight": 0.0}]
+    other = trainer.train(make_config(synthetic_data, tmp_path / "other", stages=other_stages),
+                          branch_from=full.output / "2_depth.pt")
+    assert other.finished and other.weight_digests != full.weight_digests
+    written = {p.name for p in (tmp_path / "other").glob("*.pt")}
+    assert written == {"3_no_geometric.pt", "last.pt"}  # stages 1-2 came from the branch point
+
+
+@pytest.mark.parametrize("change, inside_a_stage, message", [
+    ({"stages": [{**STAGES[0], "lr": 5e-4}, *STAGES[1:]]}, False, r"differs in \['stages\[:2\]'\]"),
+    ({"seed": 1}, False, r"differs in \['seed'\] before the branch point \(stage 3\)"),
+    ({}, True, "written inside a stage"),
+])
+def test_a_branch_that_would_not_share_the_earlier_stages_is_refused(full_run, tmp_path, synthetic_data, change,
+                                                                     inside_a_stage, message):
+    full, _ = full_run
+    source = full.output / "2_depth.pt"
+    if inside_a_stage:
+        source = trainer.train(make_config(synthetic_data, tmp_path / "stopped"), stop_at_step=3).last_checkpoint
+    with pytest.raises(ConfigError, match=message):
+        trainer.train(make_config(synthetic_data, tmp_path / "branch", **change), branch_from=source)
+
+
 def sha256_of(state_dict):
     digest = hashlib.sha256()
     for key in sorted(state_dict):
@@ -127,10 +158,19 @@ def test_two_data_parallel_processes_end_with_identical_weights(synthetic_data, 
     config_path = tmp_path / "ddp.toml"
     config_path.write_text(to_toml(config.to_dict()))
     assert tomllib.loads(config_path.read_text())["batch_size"] == 4
-    result = subprocess.run(
+    # its own process group, so a hang is killed whole: torchrun's workers would outlive torchrun
+    launcher = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "wildpose.tools.cli", "train", "--config", str(config_path)],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        stdout, stderr = launcher.communicate(timeout=180)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    result = subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["position"]["global_step"] == 6

@@ -1,11 +1,12 @@
 """A SynthPose video: one figure performing a whole motion-capture take in front of a fixed camera.
 
 `wildpose demo` needs a clip that anyone may redistribute, that exists on a fresh checkout with the
-shared mocap, and in which the pipeline's default detector (OpenCV's HOG people detector) finds the
-person. A held-out `wild` test take (131_02: start, walk, stop) is rendered in a plain studio with a
-side-on camera that frames the whole path, the person about 60% of the frame tall: HOG's 64x128 window
-holds a person of ~96 px with margins, so a taller person no longer fits it at the detector's 480 px
-working size. Everything is fixed (shape, clothes, light, camera), so the frames are deterministic.
+shared mocap, and in which the pipeline's detectors find the person, down to the weakest of them,
+OpenCV's HOG people detector. A held-out `wild` test take (131_02: start, walk, stop) is rendered in
+a plain studio with a side-on camera that frames the whole path, the person about 60% of the frame
+tall: HOG's 64x128 window holds a person of ~96 px with margins, so a taller person no longer fits
+it at the detector's 480 px working size. Everything is fixed (shape, clothes, light, camera), so
+the frames are deterministic.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Render one posed synthetic person into an image with exact 2D/3D labels, on the CPU.
+"""Render posed synthetic people into an image with exact 2D/3D labels, on the CPU.
 
 This is SynthPose's image maker: a figure of shaded capsules and ellipsoids (body.py, raster.py),
 randomly dressed and lit, composited over a procedural background, then degraded by motion blur,
@@ -208,6 +208,17 @@ def _degrade(image: np.ndarray, effects: Effects, rng: np.random.Generator) -> n
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class Figure:
+    """One person to render: `(16, 3)` joints and `(4, 3)` extras in world mm, already retargeted to
+    `shape`, dressed by `appearance`."""
+
+    pose_world: np.ndarray
+    extras_world: np.ndarray
+    shape: body.BodyShape
+    appearance: Appearance
+
+
 def render(pose_world: np.ndarray, extras_world: np.ndarray, shape: body.BodyShape, appearance: Appearance,
            camera: Camera, background: np.ndarray, effects: Effects = Effects(), rng: np.random.Generator | None = None,
            floor_y: float | None = None, shadow: float = 0.0, draw_figure: bool = True) -> RenderedSample:
@@ -218,40 +229,70 @@ def render(pose_world: np.ndarray, extras_world: np.ndarray, shape: body.BodySha
     `draw_figure=False` renders the same scene without the person (for checks). `rng` drives the
     noise only; the same inputs and rng state give byte-identical images.
     """
+    return render_people([Figure(pose_world, extras_world, shape, appearance)], camera, background, effects, rng,
+                         floor_y, shadow, draw_figure)[0]
+
+
+def render_people(figures: list[Figure], camera: Camera, background: np.ndarray, effects: Effects = Effects(),
+                  rng: np.random.Generator | None = None, floor_y: float | None = None, shadow: float = 0.0,
+                  draw_figures: bool = True) -> list[RenderedSample]:
+    """Render several figures into one image, nearer ones hiding farther ones; one sample per figure,
+    all sharing the image. The first figure's light lights the scene. A joint is `occluded` when its
+    pixel shows another of its own parts or another figure; `mask` is the figure's visible pixels."""
     if background.shape != (camera.height, camera.width, 3) or background.dtype != np.uint8:
         raise ConfigError(f"background must be ({camera.height}, {camera.width}, 3) uint8 to match the camera, "
                           f"got {background.shape} {background.dtype}")
+    if not figures:
+        raise ConfigError("render_people needs at least one figure")
     rng = rng if rng is not None else np.random.default_rng(0)
-    pose_cam = camera.world_to_camera(pose_world)
-    extras_cam = camera.world_to_camera(extras_world)
-    named = body.primitives(pose_cam, extras_cam, shape)
-    light_cam = camera.rotation @ appearance.light
+    poses_cam = [camera.world_to_camera(f.pose_world) for f in figures]
+    named, owner = [], []
+    for number, (figure, pose_cam) in enumerate(zip(figures, poses_cam, strict=True)):
+        parts = body.primitives(pose_cam, camera.world_to_camera(figure.extras_world), figure.shape)
+        named += parts
+        owner += [number] * len(parts)
+    owner = np.array(owner)
+    light_cam = camera.rotation @ figures[0].appearance.light
     image = background.astype(np.float32)
     if shadow > 0 and floor_y is not None:
-        image *= _shadow(camera, pose_world, floor_y, shadow)
+        for figure in figures:
+            image *= _shadow(camera, figure.pose_world, floor_y, shadow)
     buffers = raster.rasterise([p for _, p in named], camera, light_cam)
     mask = buffers.index >= 0
-    if draw_figure:
+    if draw_figures:
         materials = np.array([p.material for _, p in named])
         seen = buffers.index[mask]
         # Lambert with a little wrap-around so the unlit side is not flat black.
         lambert = np.clip((buffers.shade[mask] + 0.2) / 1.2, 0.0, 1.0)
-        light = appearance.ambient + appearance.diffuse * lambert
-        colour = appearance.albedo[materials[seen]] * light[:, None] * appearance.tint
+        if len(figures) == 1:
+            appearance = figures[0].appearance
+            light = appearance.ambient + appearance.diffuse * lambert
+            colour = appearance.albedo[materials[seen]] * light[:, None] * appearance.tint
+        else:
+            ambient = np.array([f.appearance.ambient for f in figures])[owner[seen]]
+            diffuse = np.array([f.appearance.diffuse for f in figures])[owner[seen]]
+            albedo = np.stack([f.appearance.albedo for f in figures])[owner[seen], materials[seen]]
+            tint = np.stack([f.appearance.tint for f in figures])[owner[seen]]
+            colour = albedo * (ambient + diffuse * lambert)[:, None] * tint
         image[mask] = np.clip(colour * 255.0, 0, 255)
     image = _degrade(image, effects, rng)
 
-    joints2d = camera.project(pose_cam)
     h, w = camera.height, camera.width
-    visible = np.all((joints2d >= -0.5) & (joints2d < np.array([w, h]) - 0.5), axis=1)
-    occluded = np.zeros(joints.NUM_JOINTS, bool)
     names = [name for name, _ in named]
-    for j, name in enumerate(joints.NAMES):
-        if not visible[j]:
-            continue
-        u, v = np.clip(np.round(joints2d[j]).astype(int), 0, [w - 1, h - 1])
-        part = buffers.index[v, u]
-        occluded[j] = part >= 0 and names[part] not in body.JOINT_PARTS[name]
-    box = np.concatenate([joints2d.min(axis=0), joints2d.max(axis=0)])
-    return RenderedSample(image=image, joints2d=joints2d, joints3d_cam=pose_cam, visible=visible, occluded=occluded,
-                          box=box, intrinsics=camera.intrinsics, mask=mask if draw_figure else np.zeros_like(mask))
+    samples = []
+    for number, pose_cam in enumerate(poses_cam):
+        joints2d = camera.project(pose_cam)
+        visible = np.all((joints2d >= -0.5) & (joints2d < np.array([w, h]) - 0.5), axis=1)
+        occluded = np.zeros(joints.NUM_JOINTS, bool)
+        for j, name in enumerate(joints.NAMES):
+            if not visible[j]:
+                continue
+            u, v = np.clip(np.round(joints2d[j]).astype(int), 0, [w - 1, h - 1])
+            part = buffers.index[v, u]
+            occluded[j] = part >= 0 and (owner[part] != number or names[part] not in body.JOINT_PARTS[name])
+        box = np.concatenate([joints2d.min(axis=0), joints2d.max(axis=0)])
+        own = mask & (owner[np.maximum(buffers.index, 0)] == number) if len(figures) > 1 else mask
+        samples.append(RenderedSample(image=image, joints2d=joints2d, joints3d_cam=pose_cam, visible=visible,
+                                      occluded=occluded, box=box, intrinsics=camera.intrinsics,
+                                      mask=own if draw_figures else np.zeros_like(mask)))
+    return samples
