@@ -69,7 +69,7 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
                 counters.add("drop_frame_overrun")
                 continue
             detections_before = tracker.detections_run
-            ticket.people = tracker.regions(frame)
+            ticket.people = tracker.regions(frame, ticket.seq)
             counters.add("detections", tracker.detections_run - detections_before)
             quiet.observe(bool(ticket.people))
             if ticket.people:

@@ -1,17 +1,22 @@
 """Where to crop each frame: every tracked person's previous pose, and a detector to find people.
 
-The detector runs at the first frame, every `detect_every` frames, whenever no one is tracked, and
-as soon as a track is lost (its pose confidence fell below the threshold). Its people are matched to
-the current tracks by box overlap and distance with the Hungarian algorithm (SciPy's
-`linear_sum_assignment`), so a person keeps their integer id; unmatched detections start new tracks; a track the
-detector misses twice in a row stops being cropped and ends when nothing confirms it for
-`max_missed` frames. Between detections each person's region comes from their own previous pose. At
-most `max_people` are tracked: the most confident first.
+The detector runs at the first frame, every `detect_every` frames, whenever no one is tracked, as
+soon as a track is lost (its pose confidence fell below the threshold), and on every frame while two
+people are close (a crop then holds parts of both, and a pose can slide from one onto the other).
+Its people are matched to the current tracks with the Hungarian algorithm (SciPy's
+`linear_sum_assignment`) on box overlap and distance, each track's box first moved on by its
+velocity (a constant-velocity model, as in SORT), so a person keeps their integer id through a
+crossing; unmatched detections start new tracks. A detection box that also holds a neighbour is
+two people merged: the person is then cropped where their own box is heading. A track the detector
+misses twice in a row stops being cropped and ends when nothing confirms it for `max_missed`
+frames. Between detections each person's region comes from their own previous pose. At most
+`max_people` are tracked: the most confident first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -21,10 +26,18 @@ from wildpose.stream.config import TrackingConfig
 from wildpose.stream.detect import Detection
 from wildpose.stream.frames import PersonRegion
 
+log = logging.getLogger(__name__)
+
 SAME_PERSON_IOU = 0.3  # a detection overlapping a track this much can be the same person
 SAME_PERSON_INSIDE = 0.7  # ... or one box lies this much inside the other (intersection / smaller area)
 SAME_PERSON_DISTANCE = 0.5  # ... or their centres are this close, in units of the taller box's height
 _MISSES_TO_LOSE = 2  # detection rounds in a row without a track's person that end its cropping
+
+
+_VELOCITY_SMOOTHING = 0.5  # weight of the newest detection-to-detection motion in a track's velocity
+_MAX_EXTRAPOLATION = 15  # frames a track's box is carried forward by its velocity, at most
+_MAX_SPEED = 0.08  # box heights per frame: a sprinter filmed at 30 fps moves about 0.06
+_NEIGHBOUR_MARGIN = 0.25  # two people whose boxes, grown by this much of their size, touch are close
 
 
 @dataclass
@@ -36,6 +49,42 @@ class Track:
     lost: bool = False  # its last pose was not confident: not cropped again until re-detected
     detector_misses: int = 0  # detection rounds in a row that did not find it
     last_feedback_seq: int = -1
+    box_seq: int = -1  # the source frame `box` was seen in
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # box centre, pixels per source frame
+    detected_box: np.ndarray | None = None  # the last detection's box and its frame, for the velocity
+    detected_seq: int = -1
+
+    def predicted(self, seq: int) -> np.ndarray:
+        """The box moved on to source frame `seq` at the track's velocity (constant-velocity model)."""
+        steps = float(np.clip(seq - self.box_seq, 0, _MAX_EXTRAPOLATION)) if self.box_seq >= 0 else 0.0
+        shift = self.velocity * steps
+        return self.box + np.concatenate([shift, shift])
+
+    def detected(self, box: np.ndarray, seq: int) -> None:
+        """A detection matched this track in source frame `seq`: update its box and velocity."""
+        if self.detected_box is not None and seq > self.detected_seq and _similar_size(box, self.detected_box):
+            motion = (_centre(box) - _centre(self.detected_box)) / (seq - self.detected_seq)
+            self.velocity = (1 - _VELOCITY_SMOOTHING) * self.velocity + _VELOCITY_SMOOTHING * motion
+            fastest = _MAX_SPEED * float(box[3] - box[1])
+            speed = float(np.linalg.norm(self.velocity))
+            if speed > fastest:
+                self.velocity *= fastest / speed
+        self.box, self.box_seq = np.asarray(box, np.float64), seq
+        self.detected_box, self.detected_seq = self.box, seq
+
+
+def _similar_size(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two boxes are of one person alike: a box that grew or shrank by more than a quarter
+    is more likely two people merged, or one cut by an occluder, than a person's motion."""
+    sizes_a, sizes_b = np.asarray(a[2:]) - np.asarray(a[:2]), np.asarray(b[2:]) - np.asarray(b[:2])
+    if np.any(sizes_a <= 0) or np.any(sizes_b <= 0):
+        return False
+    ratio = sizes_a / sizes_b
+    return bool(np.all((ratio > 0.8) & (ratio < 1.25)))
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return (np.asarray(box[:2], np.float64) + np.asarray(box[2:], np.float64)) / 2
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -94,21 +143,37 @@ class PeopleTracker:
         self.last_detection = -1
         self.detections_run = 0
         self.recheck = False  # a track was missed once: detect again on the next frame
+        self.seq = -1  # the source frame number of the current frame
 
-    def regions(self, frame: np.ndarray) -> list[PersonRegion]:
-        """The regions to crop from `frame` (`(H, W, 3)` uint8 RGB); empty when no one is there."""
+    def regions(self, frame: np.ndarray, seq: int | None = None) -> list[PersonRegion]:
+        """The regions to crop from `frame` (`(H, W, 3)` uint8 RGB), source frame number `seq` (default:
+        the count of frames seen); empty when no one is there."""
         self.frame += 1
+        self.seq = self.frame if seq is None else seq
         if self.detector.name == "none":
             (whole,) = self.detector.detect(frame)
             return [self._region(1, whole, tracked=False)]
         self._expire()
         every = self.config.detect_every
         due = (not self.tracks or self.recheck or any(t.lost for t in self.tracks)
-               or (every and self.frame - self.last_detection >= every))
+               or (every and self.frame - self.last_detection >= every) or self._neighbours())
         if due:
             return self._detect(frame)
-        return [self._region(t.track_id, Detection(t.box, t.score), tracked=True)
+        return [self._region(t.track_id, Detection(t.predicted(self.seq), t.score), tracked=True)
                 for t in self.tracks if not t.lost]
+
+    def _neighbours(self) -> bool:
+        """Whether two cropped people are close: a crop then holds parts of both, and a pose can slide
+        from one person onto the other, so the detector places everyone on every frame until they part."""
+        active = [t.predicted(self.seq) for t in self.tracks if not t.lost]
+        if len(active) < 2:
+            return False
+        boxes = np.stack(active)
+        grow = (boxes[:, 2:] - boxes[:, :2]) * _NEIGHBOUR_MARGIN
+        grown = np.concatenate([boxes[:, :2] - grow, boxes[:, 2:] + grow], axis=1)
+        touching = iou_matrix(grown, grown) > 0
+        np.fill_diagonal(touching, False)
+        return bool(touching.any())
 
     def on_poses(self, seq: int, poses: list[tuple[int, np.ndarray | None, float]]) -> None:
         """Feedback from smoothing for frame `seq`: (track id, pose box or None, confidence) each."""
@@ -119,8 +184,9 @@ class PeopleTracker:
             track.last_feedback_seq = seq
             if box is None or confidence < self.config.min_confidence:
                 track.lost = True
-            else:
+            elif seq >= track.box_seq:  # not older than the detection that placed it
                 track.box, track.score, track.lost, track.last_seen = box, confidence, False, self.frame
+                track.box_seq = seq
 
     def _detect(self, frame: np.ndarray) -> list[PersonRegion]:
         self.detections_run += 1
@@ -128,11 +194,26 @@ class PeopleTracker:
         self.last_detection = self.frame
         found = self.detector.detect(frame)[: self.config.max_people]
         matched_tracks, matched_found = self._associate(found)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("frame %d: tracks %s; found %s; matched %s", self.seq,
+                      [(t.track_id, np.round(t.predicted(self.seq)).astype(int).tolist(), t.lost) for t in self.tracks],
+                      [np.round(d.box).astype(int).tolist() for d in found],
+                      [(self.tracks[i].track_id, j) for i, j in zip(matched_tracks, matched_found, strict=True)])
         regions = []
+        predicted = {t.track_id: t.predicted(self.seq) for t in self.tracks if not t.lost}
         for track_index, found_index in zip(matched_tracks, matched_found, strict=True):
             track, detection = self.tracks[track_index], found[found_index]
-            track.box, track.score, track.lost, track.last_seen = detection.box, detection.score, False, self.frame
+            others = [box for track_id, box in predicted.items() if track_id != track.track_id]
+            merged = self._merged(detection.box, track, others)
+            track.score, track.lost, track.last_seen = detection.score, False, self.frame
             track.detector_misses = 0
+            if merged:
+                # One box around this person and a neighbour: keep cropping where this person is
+                # heading, or the pose would slide onto whoever the merged crop centres on.
+                regions.append(self._region(track.track_id, Detection(predicted[track.track_id], detection.score),
+                                            tracked=True))
+                continue
+            track.detected(detection.box, self.seq)
             regions.append(self._region(track.track_id, detection, tracked=False))
         for index, track in enumerate(self.tracks):
             if index in matched_tracks or track.lost:
@@ -145,15 +226,25 @@ class PeopleTracker:
                 track.lost = True
             else:
                 self.recheck = True
-                regions.append(self._region(track.track_id, Detection(track.box, track.score), tracked=True))
+                regions.append(self._region(track.track_id, Detection(track.predicted(self.seq), track.score),
+                                            tracked=True))
         for index, detection in enumerate(found):
             if index in matched_found or len(self.tracks) >= self.config.max_people:
                 continue
             track = Track(self.next_id, detection.box, detection.score, last_seen=self.frame)
+            track.detected(detection.box, self.seq)
             self.next_id += 1
             self.tracks.append(track)
             regions.append(self._region(track.track_id, detection, tracked=False))
         return regions
+
+    def _merged(self, box: np.ndarray, track: Track, others: list[np.ndarray]) -> bool:
+        """Whether a detection matched to `track` also covers a neighbour: it holds most of another
+        cropped person's box and is not of this person's size."""
+        if track.lost or not others or track.detected_box is None:
+            return False
+        holds_other = containment_matrix(np.asarray(box)[None], np.stack(others))[0] >= SAME_PERSON_INSIDE
+        return bool(holds_other.any()) and not _similar_size(box, track.predicted(self.seq))
 
     def _associate(self, found: list[Detection]) -> tuple[list[int], list[int]]:
         """Hungarian matching of tracks to detections on overlap and distance. A pair counts as the same
@@ -162,7 +253,8 @@ class PeopleTracker:
         when their centres are close for their size (a person re-found after a few frames unseen)."""
         if not self.tracks or not found:
             return [], []
-        tracks, detections = np.stack([t.box for t in self.tracks]), np.stack([d.box for d in found])
+        tracks = np.stack([t.predicted(self.seq) for t in self.tracks])
+        detections = np.stack([d.box for d in found])
         overlap = iou_matrix(tracks, detections)
         inside = containment_matrix(tracks, detections)
         apart = centre_distance_matrix(tracks, detections)

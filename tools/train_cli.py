@@ -25,6 +25,8 @@ EVAL_EXAMPLES = """examples:
   wildpose eval runs/example/last.pt --config configs/train_example.toml     # its [[data.val]] sets
   wildpose eval --predictions preds.npz --format mpii --annotations data/mpii/annot/valid.h5
   wildpose eval runs/example/last.pt --format synthpose --domain wild --split test --size 400 --seed 3
+  wildpose eval --tracking                       # identity switches and MOTA on rendered 2-4 person scenes
+  wildpose eval --tracking --people 2 --detector ../shared/data/models/yolox_nano.onnx --json ids.json
 """
 
 FORMATS = ("h36m", "mpii", "mpi_inf_3dhp", "folder", "synthpose")
@@ -65,6 +67,14 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--workers", type=int, default=0, help="data loader workers (default 0)")
     evaluate.add_argument("--json", help="also write the results to this JSON file")
     evaluate.add_argument("--save-predictions", help="write the predictions to this .npz (one dataset only)")
+    tracking = evaluate.add_argument_group("tracking (--tracking: the pipeline on rendered crowd scenes)")
+    tracking.add_argument("--tracking", action="store_true",
+                          help="score the pipeline's identities (MOTA, IDF1, switches) on SynthPose crowd scenes")
+    tracking.add_argument("--people", default="2,3,4",
+                          help="people per scene, comma-separated, 2..4 (default 2,3,4)")
+    tracking.add_argument("--frames", type=int, default=80, help="frames per scene at 30 fps (default 80)")
+    tracking.add_argument("--model", help="pipeline model (.onnx or .pt; default: the bundled weights)")
+    tracking.add_argument("--detector", default="yolox", help="pipeline detector: yolox (default), PATH, hog or none")
     evaluate.set_defaults(handler=_eval)
 
 
@@ -125,6 +135,8 @@ def _eval(args: argparse.Namespace) -> int:
     from wildpose.errors import ConfigError
     from wildpose.training import checkpoint, datasets, distributed, evaluate
 
+    if args.tracking:
+        return _eval_tracking(args)
     if (args.checkpoint is None) == (args.predictions is None):
         raise ConfigError("give either a checkpoint or --predictions FILE.npz, not both or neither")
     configs = _datasets(args)
@@ -155,6 +167,26 @@ def _eval(args: argparse.Namespace) -> int:
     print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+def _eval_tracking(args: argparse.Namespace) -> int:
+    from wildpose.errors import ConfigError
+    from wildpose.tools import eval_tracking
+
+    if args.checkpoint or args.predictions or args.format or args.config:
+        raise ConfigError("--tracking scores the pipeline on rendered scenes: give no checkpoint, --predictions, "
+                          "--format or --config (use --model for the pipeline's model)")
+    try:
+        people = [int(part) for part in args.people.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--people expects comma-separated counts like 2,3,4, got {args.people!r}") from None
+    run_args = ["--detector", args.detector] + (["--model", args.model] if args.model else [])
+    results = eval_tracking.evaluate_scenes([(n, 0) for n in people], frames=args.frames, run_args=run_args,
+                                            mocap=args.mocap)
+    print(eval_tracking.format_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(eval_tracking.as_json(results), indent=2) + "\n")
     return 0
 
 

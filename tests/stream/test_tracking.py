@@ -198,3 +198,51 @@ def test_people_side_by_side_keep_apart():
     tracker = PeopleTracker(detector, TrackingConfig(detect_every=1), input_size=192)
     tracker.regions(FRAME)
     assert {r.track_id: r.box[0] for r in tracker.regions(FRAME)} == {1: 95.0, 2: 410.0}
+
+
+def test_a_track_moves_on_at_its_velocity_between_detections():
+    """Two detections 10 frames apart give the velocity; the next crop is where the person is heading."""
+    detector = ScriptedDetector([person(100, 100, 200, 400)], [person(130, 100, 230, 400)])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=10), input_size=192)
+    tracker.regions(FRAME, seq=0)
+    for seq in range(1, 10):
+        tracker.regions(FRAME, seq=seq)
+    tracker.regions(FRAME, seq=10)  # detected again: 30 px in 10 frames
+    ahead = tracker.regions(FRAME, seq=14)
+    assert detector.calls == 2 and ahead[0].tracked
+    assert np.allclose(ahead[0].box, [130 + 1.5 * 4, 100, 230 + 1.5 * 4, 400])  # half the new motion (smoothed)
+
+
+def test_a_box_that_suddenly_grows_does_not_set_the_velocity():
+    detector = ScriptedDetector([person(100, 100, 200, 400)], [person(100, 100, 400, 400)])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=1), input_size=192)
+    tracker.regions(FRAME, seq=0)
+    tracker.regions(FRAME, seq=1)  # three times as wide: two people merged, not one who moved
+    assert np.allclose(tracker.tracks[0].velocity, 0)
+
+
+def test_people_close_together_are_detected_on_every_frame_and_apart_only_every_n():
+    apart = [person(100, 100, 200, 400), person(400, 100, 500, 400)]
+    close = [person(100, 100, 200, 400), person(230, 100, 330, 400)]
+    for found, calls in ((apart, 1), (close, 5)):
+        detector = ScriptedDetector(*[found] * 5)
+        tracker = PeopleTracker(detector, TrackingConfig(detect_every=30), input_size=192)
+        for seq in range(5):
+            regions = tracker.regions(FRAME, seq=seq)
+            confident(tracker, seq, regions)
+        assert detector.calls == calls
+
+
+def test_crossing_people_keep_their_ids_by_where_they_were_heading():
+    """A walks right, B walks left; as they pass, the detector's boxes alone would pair the wrong way."""
+    def at(x):
+        return person(x, 100, x + 100, 400)
+
+    frames = [[at(100 + 10 * k), at(400 - 10 * k)] for k in range(13)]  # 60 px apart at k = 12
+    frames += [[at(250 - 5 + 10 * k), at(250 + 5 - 10 * k)] for k in range(1, 3)]  # then just past each other
+    detector = ScriptedDetector(*frames)
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=1), input_size=192)
+    for seq in range(len(frames)):
+        regions = tracker.regions(FRAME, seq=seq)
+    ids = {r.track_id: r.box[0] for r in regions}
+    assert ids[1] > ids[2]  # A (id 1, from the left) is now on the right
