@@ -130,7 +130,7 @@ def _number(value: Any, name: str) -> float:
 def _array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SchemaError(f"{name} must be numbers of shape {shape}") from None
     if array.shape != shape or not np.all(np.isfinite(array)):
         raise SchemaError(f"{name} must be finite numbers of shape {shape}, got shape {array.shape}")
@@ -163,6 +163,40 @@ def _frame(values: dict[str, Any]) -> FrameMessage:
                         jpeg=jpeg)
 
 
+def _typed(values: dict[str, Any], what: str, **types: type | tuple[type, ...]) -> None:
+    for name, kind in types.items():
+        if not isinstance(values[name], kind) or isinstance(values[name], bool) and kind is not bool:
+            raise SchemaError(f"{what}: {name} must be {getattr(kind, '__name__', kind)}, got "
+                              f"{type(values[name]).__name__}")
+
+
+def _stats(values: dict[str, Any]) -> StatsMessage:
+    _typed(values, "stats message", stream=str, fps=dict, latency_ms=dict, drops=dict, queues=dict, totals=dict)
+    return StatsMessage(stream=values["stream"], t=_number(values["t"], "t"),
+                        interval_s=_number(values["interval_s"], "interval_s"),
+                        **{k: values[k] for k in ("fps", "latency_ms", "drops", "queues", "totals")})
+
+
+def _meta(values: dict[str, Any]) -> MetaMessage:
+    _typed(values, "meta message", joints=list, edges=list, root=int, units=dict, axes=str, scale=str, model=dict,
+           streams=dict)
+    names = values["joints"]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise SchemaError("meta message: joints must be a list of joint names")
+    edges = values["edges"]
+    if not all(isinstance(e, list) and len(e) == 2 and all(isinstance(i, int) and not isinstance(i, bool)
+                                                          and 0 <= i < len(names) for i in e) for e in edges):
+        raise SchemaError("meta message: edges must be pairs of joint indices")
+    if not 0 <= values["root"] < len(names):
+        raise SchemaError(f"meta message: root {values['root']} is not a joint index")
+    frames = values.get("frames")
+    if frames is not None and not isinstance(frames, dict):
+        raise SchemaError("meta message: frames must be a map or nil")
+    return MetaMessage(joints=tuple(names), edges=tuple((e[0], e[1]) for e in edges), root=values["root"],
+                       units=values["units"], axes=values["axes"], scale=values["scale"], model=values["model"],
+                       streams=values["streams"], frames=frames)
+
+
 def decode(topic: bytes, payload: bytes) -> Message:
     """Validate and type one message; raises `SchemaError` on anything unexpected."""
     if len(payload) > schema.MAX_MESSAGE_BYTES:
@@ -192,14 +226,9 @@ def decode(topic: bytes, payload: bytes) -> Message:
     if name.startswith(schema.FRAME_PREFIX):
         return _frame(_require(values, schema.FRAME_FIELDS, "frame message"))
     if name.startswith(schema.STATS_PREFIX):
-        values = _require(values, schema.STATS_FIELDS, "stats message")
-        return StatsMessage(**{k: values[k] for k in schema.STATS_FIELDS if k != "v"})
+        return _stats(_require(values, schema.STATS_FIELDS, "stats message"))
     if name == schema.META_TOPIC:
-        values = _require(values, schema.META_FIELDS, "meta message")
-        return MetaMessage(joints=tuple(values["joints"]), edges=tuple(tuple(e) for e in values["edges"]),
-                           root=values["root"], units=values["units"], axes=values["axes"],
-                           scale=values["scale"], model=values["model"], streams=values["streams"],
-                           frames=values.get("frames"))
+        return _meta(_require(values, schema.META_FIELDS, "meta message"))
     raise SchemaError(f"unknown topic {name[:64]!r}")
 
 
