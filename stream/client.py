@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from wildpose.errors import WildPoseError
+from wildpose.errors import ConfigError, WildPoseError
 from wildpose.stream import schema
 from wildpose.training import joints
 
@@ -238,12 +238,15 @@ class PoseSubscriber:
     streams: only these stream ids (None: all). topics: any of "pose", "stats", "meta", "frame"
     (default: all but "frame").
     strict: raise `SchemaError` on a malformed message instead of skipping it.
+    curve_server_key, curve_secret: for a publisher with CURVE on, the file of its public key and this
+    client's key pair file (NAME.key_secret, from `wildpose keys`).
     """
 
     def __init__(self, endpoints: str | Iterable[str] = DEFAULT_ENDPOINT, *,
                  streams: Iterable[str] | None = None, topics: Iterable[str] = TOPICS,
                  strict: bool = False, receive_hwm: int = 10000,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, curve_server_key: str | None = None,
+                 curve_secret: str | None = None) -> None:
         topics = tuple(topics)
         unknown = sorted(set(topics) - set(ALL_TOPICS))
         if unknown:
@@ -258,6 +261,17 @@ class PoseSubscriber:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, receive_hwm)
         self._socket.setsockopt(zmq.MAXMSGSIZE, schema.MAX_MESSAGE_BYTES)
+        if (curve_server_key is None) != (curve_secret is None):
+            self._socket.close(linger=0)
+            raise ConfigError("CURVE needs both the server's public key and this client's secret key file")
+        if curve_server_key is not None:
+            from wildpose.stream import auth
+
+            try:
+                auth.secure_subscriber(self._socket, curve_server_key, curve_secret)
+            except ConfigError:
+                self._socket.close(linger=0)
+                raise
         for prefix in self._prefixes(topics):
             self._socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         for endpoint in [endpoints] if isinstance(endpoints, str) else endpoints:

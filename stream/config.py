@@ -207,6 +207,10 @@ class PublishConfig:
     # the overlay video (H.264): frames with 2D skeletons, boxes, ids, fps, latency and a 3D panel;
     # with several sources one file per stream, OUT.<stream>.mp4
     overlay: str | None = None
+    # CURVE (stream/auth.py): the publisher's secret key file encrypts the stream; a folder of client
+    # public keys admits only those subscribers (None: any client that knows the server's public key)
+    curve_secret: str | None = None
+    curve_clients: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.endpoint, str) or not re.match(r"^(tcp|ipc)://.+", self.endpoint):
@@ -223,6 +227,14 @@ class PublishConfig:
             raise ConfigError(f"publish.frames_width must be an integer between 16 and 3840, got {self.frames_width!r}")
         if self.overlay is not None:
             self._check_overlay()
+        if self.curve_clients is not None and self.curve_secret is None:
+            raise ConfigError("publish.curve_clients needs publish.curve_secret (the publisher's key pair)")
+        if self.curve_secret is not None:
+            from wildpose.stream import auth
+
+            auth.check_secret(self.curve_secret)
+            if self.curve_clients is not None:
+                auth.check_clients(self.curve_clients)
 
     def _check_overlay(self) -> None:
         if not isinstance(self.overlay, str) or not self.overlay:

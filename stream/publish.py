@@ -24,7 +24,7 @@ import numpy as np
 import zmq
 
 from wildpose.errors import WildPoseError
-from wildpose.stream import overlay, process, schema, video_out
+from wildpose.stream import auth, overlay, process, schema, video_out
 from wildpose.stream.client import Person
 from wildpose.stream.config import PublishConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket
@@ -79,22 +79,32 @@ def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event,
     socket.setsockopt(zmq.SNDHWM, args.config.send_hwm)
     socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, also repeated ones, so each gets meta
     socket.setsockopt(zmq.LINGER, _LINGER_MS)
+    authenticator = None
     try:
+        if args.config.curve_secret is not None:
+            authenticator = auth.secure_publisher(context, socket, args.config.curve_secret, args.config.curve_clients)
+            log.info("CURVE on: the stream is encrypted; subscribers %s", "need a key in " + args.config.curve_clients
+                     if args.config.curve_clients else "need the server's public key")
         socket.bind(args.config.endpoint)
-    except zmq.ZMQError as exc:
-        control_queue.put(("fatal", "publish", f"cannot publish on {args.config.endpoint}: {exc.strerror}; "
-                                              "is another program using it? choose another with --publish"))
+    except (zmq.ZMQError, WildPoseError) as exc:
+        reason = (f"cannot publish on {args.config.endpoint}: {exc.strerror}; is another program using it? "
+                  "choose another with --publish") if isinstance(exc, zmq.ZMQError) else str(exc)
+        control_queue.put(("fatal", "publish", reason))
+        if authenticator is not None:
+            authenticator.stop()
         socket.close(linger=0)
         context.term()
         return
-    if args.config.endpoint.startswith("tcp://") and ("*" in args.config.endpoint
-                                                       or "0.0.0.0" in args.config.endpoint):
+    if (args.config.endpoint.startswith("tcp://") and args.config.curve_secret is None
+            and ("*" in args.config.endpoint or "0.0.0.0" in args.config.endpoint)):
         log.warning("publishing on all interfaces (%s) without authentication: anyone on the network "
-                    "can read the poses", args.config.endpoint)
+                    "can read the poses (see --curve-secret)", args.config.endpoint)
     try:
         views = _FrameViews(args, counters_arrays)
     except WildPoseError as exc:
         control_queue.put(("fatal", "publish", str(exc)))
+        if authenticator is not None:
+            authenticator.stop()
         socket.close(linger=0)
         context.term()
         return
@@ -108,6 +118,8 @@ def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event,
     finally:
         views.close()
         socket.close()
+        if authenticator is not None:
+            authenticator.stop()
         context.term()
 
 

@@ -108,8 +108,6 @@ class RunningPipeline(RunningCommand):
         super().__init__("run", "--publish", self.endpoint, *args)
 
 
-
-
 def receive_poses(subscriber, count: int, timeout: float = 60.0) -> list:
     """Up to `count` pose messages from `subscriber`, within `timeout` seconds."""
     from wildpose.stream.client import PoseMessage

@@ -13,7 +13,7 @@ import sys
 
 from wildpose import __version__, logs
 from wildpose.errors import WildPoseError
-from wildpose.tools import experiment_cli, run_cli, train_cli
+from wildpose.tools import experiment_cli, run_cli, train_cli, view_cli
 
 log = logging.getLogger("wildpose")
 
@@ -91,7 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     run_cli.add_parsers(verbs)
     train_cli.add_parsers(verbs)
     experiment_cli.add_parsers(verbs)
-    from wildpose.tools import view_cli  # view, web, record, replay (issue #8)
     view_cli.add_parsers(verbs)
     return parser
 

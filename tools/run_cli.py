@@ -25,12 +25,21 @@ RUN_EXAMPLES = """examples:
   wildpose run --config site.toml --publish tcp://127.0.0.1:6000
   wildpose run --source clip.mp4 --every-frame --overlay clip.overlay.mp4   # skeletons drawn on every frame
   wildpose run --source cam=0 --publish-frames           # thumbnails for `wildpose web` / `wildpose view`
+  wildpose run --source cam=0 --publish tcp://0.0.0.0:5555 --curve-secret keys/server.key_secret \
+      --curve-clients keys/clients                       # encrypted, only listed subscribers
 """
 
 SUBSCRIBE_EXAMPLES = """examples:
   wildpose subscribe                                     # every message from the local pipeline
   wildpose subscribe --stream cam --json --count 100     # 100 pose messages of one stream as JSON lines
   wildpose subscribe --endpoint tcp://10.0.0.7:5555 --endpoint tcp://10.0.0.8:5555
+  wildpose subscribe --endpoint tcp://10.0.0.7:5555 --curve-server-key keys/server.key \
+      --curve-secret keys/me.key_secret
+"""
+
+KEYS_EXAMPLES = """examples:
+  wildpose keys --output keys --name server              # the publisher's pair: keys/server.key(_secret)
+  wildpose keys --output keys/clients --name door-ui     # a subscriber's pair; its .key admits it
 """
 
 # flag destination -> (config section, field)
@@ -48,7 +57,8 @@ _OVERRIDES = {
     "publish": ("publish", "endpoint"), "send_hwm": ("publish", "send_hwm"),
     "stats_interval": ("publish", "stats_interval_s"), "wait_subscribers": ("publish", "wait_subscribers"),
     "publish_frames": ("publish", "frames_hz"), "frames_width": ("publish", "frames_width"),
-    "overlay": ("publish", "overlay"),
+    "overlay": ("publish", "overlay"), "curve_secret": ("publish", "curve_secret"),
+    "curve_clients": ("publish", "curve_clients"),
     "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"),
 }
 _SOURCE_FLAGS = {"loop": "loop", "every_frame": "every_frame", "rtsp_transport": "rtsp_transport",
@@ -114,6 +124,10 @@ def add_parsers(verbs) -> None:
     group.add_argument("--overlay", metavar="OUT.mp4",
                        help="write the video with 2D/3D skeletons, boxes, ids, fps and latency drawn on it "
                             "(H.264; several sources: OUT.<stream>.mp4 each)")
+    group.add_argument("--curve-secret", metavar="NAME.key_secret",
+                       help="encrypt the stream with ZeroMQ CURVE using this key pair (`wildpose keys`)")
+    group.add_argument("--curve-clients", metavar="DIR",
+                       help="with --curve-secret: admit only subscribers whose NAME.key is in DIR")
     group.add_argument("--duration", type=float, help="stop after this many seconds")
     group.add_argument("--skeleton-sum-mm", type=float, help="metric prior: the 14 bones sum to this (default 4296.99)")
     run.set_defaults(handler=_run)
@@ -128,7 +142,16 @@ def add_parsers(verbs) -> None:
     subscribe.add_argument("--count", type=int, help="exit after this many pose messages")
     subscribe.add_argument("--timeout", type=float,
                            help="exit with status 1 if no message arrives for this many seconds")
+    subscribe.add_argument("--curve-server-key", metavar="NAME.key",
+                           help="the publisher's public key, when it runs with --curve-secret")
+    subscribe.add_argument("--curve-secret", metavar="NAME.key_secret", help="... and this subscriber's key pair")
     subscribe.set_defaults(handler=_subscribe)
+
+    keys = verbs.add_parser("keys", help="make a CURVE key pair for an encrypted, access-controlled stream",
+                            epilog=KEYS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    keys.add_argument("--output", default="keys", help="folder for NAME.key and NAME.key_secret (default keys)")
+    keys.add_argument("--name", default="server", help="key name (default server)")
+    keys.set_defaults(handler=_keys)
 
 
 def build_run_config(args: argparse.Namespace):
@@ -152,6 +175,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from wildpose.stream import auth
+
+    public, secret = auth.generate_keys(args.output, args.name)
+    log.info("wrote %s (public: give it to the other side) and %s (secret: keep it here, owner-only)",
+             public, secret)
+    sys.stdout.write(f"{public}\n{secret}\n")
+    return 0
+
+
 def _subscribe(args: argparse.Namespace) -> int:
     from wildpose.stream.client import DEFAULT_ENDPOINT, PoseMessage, PoseSubscriber
 
@@ -161,7 +194,8 @@ def _subscribe(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise ConfigError(f"--count must be a positive integer, got {args.count}")
     poses = 0
-    with PoseSubscriber(args.endpoints or [DEFAULT_ENDPOINT], streams=args.streams, topics=topics) as subscriber:
+    with PoseSubscriber(args.endpoints or [DEFAULT_ENDPOINT], streams=args.streams, topics=topics,
+                        curve_server_key=args.curve_server_key, curve_secret=args.curve_secret) as subscriber:
         while args.count is None or poses < args.count:
             message = subscriber.recv(timeout=args.timeout)
             if message is None:
