@@ -88,11 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--mocap", help="smoothing: folder of CMU .bvh files (default ../shared/data/cmu_mocap)")
     bench.add_argument("--json", help="also write the rows to this JSON file")
     bench.set_defaults(handler=_bench)
+    soak = verbs.add_parser("soak", help="run the pipeline for minutes; report memory and file descriptors")
+    soak.add_argument("--minutes", type=float, default=5.0, help="how long (default 5)")
+    soak.add_argument("--interval", type=float, default=5.0, help="seconds between samples (default 5)")
+    soak.add_argument("--source", help="video file, looped (default: the bundled demo clip)")
+    soak.add_argument("--detector", default="none", help="the pipeline's detector (default none)")
+    soak.add_argument("--model", help="the pipeline's model (default: the bundled weights)")
+    soak.set_defaults(handler=_soak)
     run_cli.add_parsers(verbs)
     train_cli.add_parsers(verbs)
     experiment_cli.add_parsers(verbs)
     view_cli.add_parsers(verbs)
     return parser
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from wildpose.tools import soak
+
+    def progress(sample) -> None:
+        log.info("soak %4.0f s: %d poses, RSS %.0f MB, %d file descriptors in %d processes", sample.t,
+                 sample.poses, sum(sample.rss_mb.values()), sum(sample.fds.values()), len(sample.rss_mb))
+
+    run_args = ["--detector", args.detector] + (["--model", args.model] if args.model else [])
+    report = soak.soak(args.minutes * 60, args.interval, args.source, run_args, progress)
+    print(soak.format_table(report))
+    return 0 if report.passed else 1
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,35 @@
+"""`wildpose soak`: a short soak samples every process of a real run and finds no growth after warm-up."""
+
+from __future__ import annotations
+
+from support import assert_one_error_line, wildpose
+
+from wildpose.tools import soak
+
+STAGES = ("supervisor", "publish", "infer", "smooth", "preprocess-soak", "capture-soak")
+
+
+def test_a_short_soak_reports_every_process_and_no_growth():
+    result = wildpose("soak", "--minutes", "0.4", "--interval", "4", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = result.stdout
+    for stage in STAGES:
+        assert f"| {stage} " in table, table
+    assert "no growth beyond warm-up" in table
+    assert "soak" in result.stderr and "file descriptors" in result.stderr  # progress lines
+
+
+def test_growth_after_warm_up_is_reported_as_a_leak():
+    def sample(t, rss, fds):
+        return soak.Sample(t, {"infer": rss}, {"infer": fds}, 0)
+
+    steady = soak._report([sample(t, 200.0, 30) for t in range(10)], poses=10)
+    assert steady.passed
+    leaking = soak._report([sample(t, 200.0 + 10 * t, 30 + t) for t in range(10)], poses=10)
+    assert not leaking.passed
+    assert any("resident memory" in leak for leak in leaking.leaks)
+    assert any("file descriptors 32 -> 39" in leak for leak in leaking.leaks)
+
+
+def test_a_soak_too_short_to_sample_is_refused():
+    assert_one_error_line(wildpose("soak", "--minutes", "0.05"), "at least 10 s")

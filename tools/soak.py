@@ -1,0 +1,149 @@
+"""`wildpose soak`: a bounded soak run that watches the pipeline's memory and file descriptors.
+
+The pipeline runs for minutes on a looped file (realtime pacing, loopback only) with a subscriber
+reading every message, while this samples every process of the run (the supervisor and its stages)
+with psutil: resident memory and open file descriptors. Leaks show as growth after warm-up, so the
+report compares the end of the run with the end of its first fifth; a growth beyond the allowance
+(memory: 10 % + 20 MB per process, file descriptors: none) fails the soak.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from wildpose.errors import ConfigError, PipelineError
+from wildpose.stream.client import PoseMessage, PoseSubscriber
+from wildpose.tools import democlip
+from wildpose.tools.bench import markdown_table
+
+log = logging.getLogger(__name__)
+
+RSS_ALLOWANCE = 0.10  # growth after warm-up: a tenth of the warm value ...
+RSS_SLACK_MB = 20.0  # ... plus this (allocator arenas settle slowly)
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # seconds since the pipeline was ready
+    rss_mb: dict[str, float]  # process name -> resident MB
+    fds: dict[str, int]  # process name -> open file descriptors
+    poses: int  # pose messages received so far
+
+
+@dataclass(frozen=True)
+class SoakReport:
+    seconds: float
+    poses: int
+    rows: list[tuple[str, float, float, float, int, int]]  # name, rss warm, rss end, rss max, fds warm, fds end
+    leaks: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.leaks
+
+
+def _measure(root: psutil.Process, names: dict[int, str]) -> tuple[dict[str, float], dict[str, int]]:
+    rss, fds = {}, {}
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            name = names.get(process.pid) or f"pid {process.pid}"
+            with process.oneshot():
+                rss[name] = process.memory_info().rss / 2**20
+                fds[name] = process.num_fds()
+        except psutil.Error:
+            continue  # a process that just ended
+    return rss, fds
+
+
+def soak(seconds: float, interval_s: float = 5.0, source: str | None = None, run_args: list[str] | None = None,
+         progress=None) -> SoakReport:
+    """Run the pipeline for `seconds` on `source` (default: the bundled demo clip), looped."""
+    if seconds < 10 or interval_s <= 0 or interval_s > seconds / 4:
+        raise ConfigError(f"soak: at least 10 s with at least 4 samples, got {seconds} s every {interval_s} s")
+    clip = Path(source) if source else democlip.demo_clip(Path(tempfile.gettempdir()) / "wildpose-soak")
+    if not clip.is_file():
+        raise ConfigError(f"soak: {clip} not found")
+    endpoint = f"ipc://{tempfile.gettempdir()}/wildpose-soak-{os.getpid()}.sock"
+    command = [sys.executable, "-m", "wildpose.tools.cli", "run", "--source", f"soak={clip}", "--loop",
+               "--publish", endpoint, "--wait-subscribers", "1", *(run_args or [])]
+    pipeline = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    names: dict[int, str] = {pipeline.pid: "supervisor"}
+    lines: list[str] = []
+
+    def read_log() -> None:
+        for line in pipeline.stderr:
+            lines.append(line.rstrip("\n"))
+            if "started " in line and "(pid " in line:  # "started infer (pid 1234)"
+                stage, pid = line.split("started ", 1)[1].split(" (pid ")
+                names[int(pid.rstrip(")\n"))] = stage.strip()
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
+    samples: list[Sample] = []
+    poses = 0
+    try:
+        with PoseSubscriber(endpoint, topics=["pose"]) as subscriber:
+            root = psutil.Process(pipeline.pid)
+            first = None
+            while first is None:
+                if pipeline.poll() is not None:
+                    raise PipelineError(f"the soak pipeline ended before its first frame: {(lines or ['?'])[-1]}")
+                if isinstance(subscriber.recv(timeout=1.0), PoseMessage):
+                    first = time.monotonic()
+                    poses = 1
+            next_sample = first
+            while time.monotonic() - first < seconds:
+                if pipeline.poll() is not None:
+                    raise PipelineError(f"the soak pipeline died after {time.monotonic() - first:.0f} s: "
+                                        f"{(lines or ['?'])[-1]}")
+                if time.monotonic() >= next_sample:
+                    rss, fds = _measure(root, names)
+                    samples.append(Sample(time.monotonic() - first, rss, fds, poses))
+                    next_sample += interval_s
+                    if progress:
+                        progress(samples[-1])
+                message = subscriber.recv(timeout=0.1)
+                poses += isinstance(message, PoseMessage)
+    finally:
+        if pipeline.poll() is None:
+            pipeline.terminate()
+        try:
+            pipeline.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pipeline.kill()
+    return _report(samples, poses)
+
+
+def _report(samples: list[Sample], poses: int) -> SoakReport:
+    warm = samples[max(1, len(samples) // 5)]
+    end = samples[-1]
+    rows, leaks = [], []
+    for name in sorted(end.rss_mb, key=lambda n: (n != "supervisor", n)):
+        if name not in warm.rss_mb:
+            continue
+        peak = max(s.rss_mb.get(name, 0.0) for s in samples)
+        rows.append((name, warm.rss_mb[name], end.rss_mb[name], peak, warm.fds[name], end.fds[name]))
+        if end.rss_mb[name] > warm.rss_mb[name] * (1 + RSS_ALLOWANCE) + RSS_SLACK_MB:
+            leaks.append(f"{name}: resident memory {warm.rss_mb[name]:.0f} -> {end.rss_mb[name]:.0f} MB")
+        if end.fds[name] > warm.fds[name]:
+            leaks.append(f"{name}: open file descriptors {warm.fds[name]} -> {end.fds[name]}")
+    return SoakReport(seconds=end.t, poses=poses, rows=rows, leaks=leaks)
+
+
+def format_table(report: SoakReport) -> str:
+    headers = ["process", "RSS after warm-up MB", "RSS at end MB", "RSS peak MB", "fds after warm-up", "fds at end"]
+    body = [[name, f"{warm:.1f}", f"{end:.1f}", f"{peak:.1f}", str(fw), str(fe)]
+            for name, warm, end, peak, fw, fe in report.rows]
+    verdict = "no growth beyond warm-up" if report.passed else "GROWTH: " + "; ".join(report.leaks)
+    return (markdown_table(headers, body) + f"\n({report.seconds:.0f} s, {report.poses} poses received, "
+            f"{report.poses / max(report.seconds, 1e-9):.1f} per second; {verdict})")
