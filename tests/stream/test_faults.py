@@ -1,0 +1,84 @@
+"""Faults: whatever way a run ends (end of file, a signal, a stage killed, the supervisor itself
+killed), its shared-memory rings are released; a killed inference stage ends the run loudly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from support import receive_poses
+
+from wildpose.stream.client import PoseSubscriber
+
+SHM = Path("/dev/shm")
+pytestmark = pytest.mark.skipif(not SHM.is_dir(), reason="no /dev/shm on this system")
+
+
+def rings_of(pid: int) -> list[str]:
+    return sorted(p.name for p in SHM.glob(f"wp{pid}_*"))
+
+
+def released(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while rings_of(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not rings_of(pid)
+
+
+def running(pipeline, walker_clip):
+    run = pipeline("--source", f"walker={walker_clip}", "--loop", "--detector", "none", "--wait-subscribers", "1")
+    subscriber = PoseSubscriber(run.endpoint, topics=["pose"])
+    assert len(receive_poses(subscriber, 3)) == 3, run.log
+    assert rings_of(run.process.pid), "the run made no shared-memory rings to check"
+    return run, subscriber
+
+
+def test_the_end_of_a_file_releases_the_rings(pipeline, walker_clip):
+    run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--detector", "none")
+    assert run.wait() == 0, run.log
+    assert released(run.process.pid)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_releases_the_rings(pipeline, walker_clip, sig):
+    run, subscriber = running(pipeline, walker_clip)
+    with subscriber:
+        assert run.stop(sig) == 0
+    assert released(run.process.pid)
+
+
+def test_a_killed_inference_stage_ends_the_run_loudly_and_releases_the_rings(pipeline, walker_clip):
+    run, subscriber = running(pipeline, walker_clip)
+    with subscriber:
+        os.kill(run.pid_of("infer"), signal.SIGKILL)
+        assert run.wait(timeout=30) == 1
+    assert "the infer process died" in run.log and "Traceback" not in run.log
+    assert released(run.process.pid)
+
+
+def test_a_killed_supervisor_takes_its_stages_and_rings_with_it(pipeline, walker_clip):
+    run, subscriber = running(pipeline, walker_clip)
+    stages = [run.pid_of(name) for name in ("publish", "infer", "smooth", "preprocess-walker", "capture-walker")]
+    with subscriber:
+        run.process.kill()
+        run.process.wait()
+    assert released(run.process.pid), rings_of(run.process.pid)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in stages):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in stages)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its dead parent's successor) counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
