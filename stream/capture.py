@@ -92,6 +92,8 @@ class _Capture:
                 outcome = self._read(container)
             except (av.error.FFmpegError, OSError) as exc:
                 reason = getattr(exc, "strerror", None) or str(exc)
+                if isinstance(exc, av.error.ExitError):  # PyAV's timeout interrupted the read
+                    reason = f"no data for {source.read_timeout_s:g} s (read timeout)"
                 if not source.is_live:
                     return self._fail(f"{source.display}: read error after frame {self.seq}: {reason}")
                 self._wait_to_reconnect(f"lost {source.display}: {reason}")

@@ -3,8 +3,12 @@ killed), its shared-memory rings are released; a killed inference stage ends the
 
 from __future__ import annotations
 
+import http.server
 import os
+import re
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +16,7 @@ import pytest
 from support import receive_poses
 
 from wildpose.stream.client import PoseSubscriber
+from wildpose.tools import democlip
 
 SHM = Path("/dev/shm")
 pytestmark = pytest.mark.skipif(not SHM.is_dir(), reason="no /dev/shm on this system")
@@ -82,3 +87,61 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+class _StallingHandler(http.server.BaseHTTPRequestHandler):
+    """Each request gets the first half of the clip; the first client still reading after it then gets
+    silence on an open connection, every later one the rest. (The supervisor's size probe reads only
+    the start and hangs up, so it is not the one that stalls.)"""
+
+    clip: bytes = b""
+    stalled = 0
+    release = threading.Event()
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(self.clip)))
+        self.end_headers()
+        try:
+            self.wfile.write(self.clip[: len(self.clip) // 2])
+            self.wfile.flush()
+            time.sleep(0.5)
+            if self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                return  # the client hung up
+        except BlockingIOError:
+            pass  # still connected, nothing to read: a client waiting for the rest
+        except OSError:
+            return
+        if type(self).stalled == 0:
+            type(self).stalled += 1
+            self.release.wait(60)  # stalls without closing
+            return
+        try:
+            self.wfile.write(self.clip[len(self.clip) // 2:])
+        except OSError:
+            pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_source_that_stalls_without_closing_times_out_and_is_reopened(pipeline, tmp_path):
+    clip = democlip.write_clip(tmp_path / "walker.mp4", frames=96, faststart=True)
+    handler = type("Handler", (_StallingHandler,), {"clip": clip.read_bytes(), "stalled": 0,
+                                                   "release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/walker.mp4"
+        run = pipeline("--source", f"web={url}", "--detector", "none", "--read-timeout", "2",
+                       "--wait-subscribers", "1")
+        with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
+            poses = receive_poses(subscriber, 120, timeout=90)  # more than the first half holds
+        assert len(poses) == 120, run.log
+        assert handler.stalled == 1
+        assert re.search(r"web: lost http://\S+: no data for 2 s \(read timeout\); reconnecting", run.log), run.log
+        assert run.stop(signal.SIGINT) == 0
+    finally:
+        handler.release.set()
+        server.shutdown()
