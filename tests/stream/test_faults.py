@@ -145,3 +145,30 @@ def test_a_source_that_stalls_without_closing_times_out_and_is_reopened(pipeline
     finally:
         handler.release.set()
         server.shutdown()
+
+
+def test_a_live_paced_run_that_cannot_keep_up_accounts_for_every_frame(pipeline, walker_clip):
+    """The paper preset on one thread is far slower than the clip's 24 frames/s: frames are skipped for
+    newer ones. Every frame of the file is either received by the subscriber or counted as dropped."""
+    from wildpose.engine import default_model
+    from wildpose.stream.client import StatsMessage
+
+    model = default_model.untrained_onnx("paper", 0)
+    run = pipeline("--source", f"walker={walker_clip}", "--detector", "none", "--model", str(model),
+                   "--threads", "1", "--wait-subscribers", "1")
+    poses, stats = [], []
+    with PoseSubscriber(run.endpoint, topics=["pose", "stats"]) as subscriber:
+        while True:
+            message = subscriber.recv(timeout=0.5)
+            if message is None:
+                if run.process.poll() is not None:
+                    break  # ended, and everything it sent has been read
+                continue
+            (stats if isinstance(message, StatsMessage) else poses).append(message)
+    assert run.wait() == 0, run.log
+    final = stats[-1]
+    seqs = [p.seq for p in poses]
+    assert seqs == sorted(set(seqs))
+    assert final.totals["captured"] == 48
+    assert final.drops["stale"] > 0  # it could not keep up
+    assert len(poses) + sum(final.drops.values()) == 48, (len(poses), final.drops)
