@@ -50,6 +50,7 @@ class Person:
     joints3d: np.ndarray  # (16, 3) mm, root-relative (pelvis = 0), camera axes x right, y down, z forward
     conf: np.ndarray  # (16,) in [0, 1]
     tracked: bool
+    root_cam: np.ndarray | None = None  # (3,) mm, the pelvis in camera space (None: not placed, or an older publisher)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ def _person(values: Any) -> Person:
                   score=_number(values["score"], "score"),
                   joints2d=_array(values["joints2d"], (count, 2), "joints2d"),
                   joints3d=_array(values["joints3d"], (count, 3), "joints3d"),
-                  conf=_array(values["conf"], (count,), "conf"), tracked=bool(values["tracked"]))
+                  conf=_array(values["conf"], (count,), "conf"), tracked=bool(values["tracked"]),
+                  root_cam=None if values.get("root_cam") is None else _array(values["root_cam"], (3,), "root_cam"))
 
 
 def _frame(values: dict[str, Any]) -> FrameMessage:

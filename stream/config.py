@@ -73,6 +73,12 @@ class SourceConfig:
     read_timeout_s: float = 5.0  # a live source silent this long counts as lost
     reconnect_max_s: float = 10.0  # cap of the exponential reconnect backoff
     max_side: int = 1920  # larger frames are scaled down to fit the shared-memory slots
+    # the camera's intrinsics, for each person's position in camera space (training/camera_space.py):
+    # at most one of a focal length, a horizontal field of view, or an OpenCV calibration file;
+    # none: a 60-degree field of view is assumed, and the meta message says so
+    focal_px: float | None = None
+    fov_deg: float | None = None
+    calibration: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not self.url:
@@ -92,6 +98,30 @@ class SourceConfig:
                               f"{self.kind} source (live sources always run realtime)")
         if self.loop and self.kind != "file":
             raise ConfigError(f"--loop applies to files only; {self.display} is a live {self.kind} source")
+        given = [name for name in ("focal_px", "fov_deg", "calibration") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ConfigError(f"source {self.stream_id}: give one of focal_px (--focal), fov_deg (--fov) or "
+                              f"calibration (--calibration), not {' and '.join(given)}")
+        if self.focal_px is not None:
+            _positive("source", "focal_px", self.focal_px)
+        if self.fov_deg is not None and (isinstance(self.fov_deg, bool) or not isinstance(self.fov_deg, (int, float))
+                                         or not 1 <= self.fov_deg <= 179):
+            raise ConfigError(f"source.fov_deg must be 1..179 degrees, got {self.fov_deg!r}")
+        if self.calibration is not None and (not isinstance(self.calibration, str)
+                                             or not Path(self.calibration).is_file()):
+            raise ConfigError(f"source.calibration: file {self.calibration!r} not found")
+
+    def intrinsics(self, width: int, height: int):
+        """The camera's intrinsics for frames of this size (training.camera_space.Intrinsics)."""
+        from wildpose.training import camera_space
+
+        if self.calibration is not None:
+            return camera_space.from_calibration(self.calibration, width, height)
+        if self.focal_px is not None:
+            return camera_space.from_focal(width, height, float(self.focal_px))
+        if self.fov_deg is not None:
+            return camera_space.from_fov(width, height, float(self.fov_deg))
+        return camera_space.from_fov(width, height, camera_space.DEFAULT_FOV_DEG, default=True)
 
     @property
     def kind(self) -> str:

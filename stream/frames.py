@@ -27,6 +27,7 @@ class PersonRegion:
     depth: np.ndarray | None = None  # (J,) weak-perspective depth
     joints2d: np.ndarray | None = None  # (J, 2) frame pixels, from smooth
     joints3d: np.ndarray | None = None  # (J, 3) mm, root-relative, camera axes
+    root_cam: np.ndarray | None = None  # (3,) mm, the root in camera space; None: no solution
 
 
 @dataclass

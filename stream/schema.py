@@ -43,12 +43,14 @@ def frame_topic(stream: str) -> str:
     return f"{FRAME_PREFIX}{stream}"
 
 
-def person(track_id: int, bbox, score: float, joints2d, joints3d, conf, tracked: bool) -> dict[str, Any]:
+def person(track_id: int, bbox, score: float, joints2d, joints3d, conf, tracked: bool,
+           root_cam=None) -> dict[str, Any]:
     """One person: bbox [x0, y0, x1, y1] and joints2d [[x, y] x16] in frame pixels, joints3d
-    [[x, y, z] x16] millimetres root-relative in camera axes, conf [x16] in [0, 1]."""
+    [[x, y, z] x16] millimetres root-relative in camera axes, conf [x16] in [0, 1], root_cam [x, y, z]
+    millimetres: the root (pelvis) in camera space, or nil when it could not be placed."""
     return {"id": int(track_id), "bbox": [float(v) for v in bbox], "score": float(score),
             "joints2d": joints2d.tolist(), "joints3d": joints3d.tolist(), "conf": conf.tolist(),
-            "tracked": bool(tracked)}
+            "tracked": bool(tracked), "root_cam": None if root_cam is None else [float(v) for v in root_cam]}
 
 
 def pose(stream: str, seq: int, t_capture: float, t_publish: float, size: tuple[int, int],

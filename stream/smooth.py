@@ -1,7 +1,8 @@
 """The smooth stage: network outputs become final poses, filtered over time, and tracking feedback.
 
 For each person it maps the 2D joints from crop back to frame pixels, assembles the metric 3D pose
-(root-relative, skeleton-sum prior), runs that person's One Euro filters on the frame's media
+(root-relative, skeleton-sum prior), places its root in camera space with the stream's intrinsics,
+runs that person's One Euro filters on the frame's media
 timestamp, and tells preprocess where the person is for the next frame (or that the track is lost).
 Filters live and die with their track: a new id starts fresh filters, and a track's filters are
 dropped as soon as it is gone.
@@ -22,7 +23,7 @@ from wildpose.stream.frames import EndOfStream, FrameTicket, PersonRegion
 from wildpose.stream.one_euro import OneEuroFilter
 from wildpose.stream.stats import Counters
 from wildpose.stream.tracking import pose_box
-from wildpose.training import pose3d
+from wildpose.training import camera_space, pose3d
 
 log = logging.getLogger(__name__)
 
@@ -35,33 +36,43 @@ class SmoothArgs:
     input_size: int
     smoothing: SmoothingConfig
     skeleton_sum_mm: float
+    intrinsics: dict[str, camera_space.Intrinsics]  # stream -> its camera
 
 
 class PoseFilters:
-    """The One Euro filters of one tracked person: 2D (pixels) and 3D (millimetres)."""
+    """The One Euro filters of one tracked person: 2D (pixels), 3D (millimetres) and the root's
+    camera-space position (millimetres; its own filter, never shared across people)."""
 
     def __init__(self, config: SmoothingConfig) -> None:
         self.joints2d = OneEuroFilter(config.min_cutoff_2d, config.beta_2d, config.d_cutoff)
         self.joints3d = OneEuroFilter(config.min_cutoff_3d, config.beta_3d, config.d_cutoff)
+        self.root = OneEuroFilter(config.min_cutoff_3d, config.beta_3d, config.d_cutoff)
 
 
 class StreamSmoother:
     """Postprocessing and filtering for one stream."""
 
-    def __init__(self, args: SmoothArgs) -> None:
+    def __init__(self, args: SmoothArgs, intrinsics: camera_space.Intrinsics | None = None) -> None:
         self.args = args
+        self.intrinsics = intrinsics
         self.filters: dict[int, PoseFilters] = {}
 
     def process(self, ticket: FrameTicket) -> None:
-        """Fill `joints2d` / `joints3d` of every person of the ticket, in place."""
+        """Fill `joints2d` / `joints3d` / `root_cam` of every person of the ticket, in place."""
         for person in ticket.people:
             finish(person, self.args.input_size, self.args.skeleton_sum_mm)
+            if self.intrinsics is not None:
+                # from the unfiltered joints: the 2D and 3D filters lag differently
+                person.root_cam = camera_space.solve_root(person.joints2d, person.joints3d, self.intrinsics,
+                                                          person.conf)
             if self.args.smoothing.enabled:
                 filters = self.filters.get(person.track_id)
                 if filters is None:
                     filters = self.filters[person.track_id] = PoseFilters(self.args.smoothing)
                 person.joints2d = filters.joints2d(person.joints2d, ticket.t_media).astype(np.float32)
                 person.joints3d = filters.joints3d(person.joints3d, ticket.t_media).astype(np.float32)
+                if person.root_cam is not None:
+                    person.root_cam = filters.root(person.root_cam, ticket.t_media)
         present = {person.track_id for person in ticket.people}
         for gone in set(self.filters) - present:
             del self.filters[gone]
@@ -77,7 +88,7 @@ def finish(person: PersonRegion, input_size: int, skeleton_sum_mm: float) -> Non
 def main(args: SmoothArgs, in_queue, out_queue, feedback_queues, counters_arrays, stop_event,
          log_level: int, weights_label: str | None) -> None:
     process.init_child(log_level, weights_label)
-    smoothers = {stream: StreamSmoother(args) for stream in args.streams}
+    smoothers = {stream: StreamSmoother(args, args.intrinsics.get(stream)) for stream in args.streams}
     counters = {stream: Counters(array) for stream, array in counters_arrays.items()}
     ended: set[str] = set()
     try:

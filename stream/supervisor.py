@@ -80,14 +80,18 @@ class Pipeline:
         detector = detect.resolve(config.tracking.detector, config.tracking.detector_score,
                                   config.tracking.detect_max_side)
         log.info("person detector: %s%s", detector.kind, f" ({detector.path})" if detector.path else "")
-        sizes = {}
+        sizes, intrinsics = {}, {}
         for source in config.sources:
             sizes[source.stream_id] = sources.probe(source)
-            log.info("%s: %s, %dx%d", source.stream_id, source.display, *sizes[source.stream_id])
+            intrinsics[source.stream_id] = source.intrinsics(*sizes[source.stream_id])
+            log.info("%s: %s, %dx%d, camera %s", source.stream_id, source.display, *sizes[source.stream_id],
+                     intrinsics[source.stream_id].source)
+        self.intrinsics = intrinsics
         meta = schema.meta(
             model={"file": os.path.basename(model_path), "backend": engine_name,
                    "config": metadata.model_config.to_dict(), "weights": metadata.weights},
-            streams={s.stream_id: {"source": s.display, "kind": s.kind} for s in config.sources},
+            streams={s.stream_id: {"source": s.display, "kind": s.kind,
+                                   "intrinsics": intrinsics[s.stream_id].describe()} for s in config.sources},
             scale=pose3d.describe_scale(config.skeleton_sum_mm),
             frames={"hz": config.publish.frames_hz, "width": config.publish.frames_width}
             if config.publish.frames_hz > 0 else None)
@@ -138,7 +142,7 @@ class Pipeline:
                 {"preprocess->infer": to_infer, "infer->smooth": to_smooth, "smooth->publish": to_publish},
                 stop, control, *common)),
             "smooth": ctx.Process(name="smooth", target=smooth.main, args=(
-                smooth.SmoothArgs(streams, input_size, config.smoothing, config.skeleton_sum_mm),
+                smooth.SmoothArgs(streams, input_size, config.smoothing, config.skeleton_sum_mm, self.intrinsics),
                 to_smooth, to_publish, feedback, arrays, stop, *common)),
             "infer": ctx.Process(name="infer", target=infer.main, args=(
                 infer.InferArgs(model_path, config.engine, crop_rings), to_infer, to_smooth, arrays, stop,

@@ -32,8 +32,6 @@ SAME_PERSON_IOU = 0.3  # a detection overlapping a track this much can be the sa
 SAME_PERSON_INSIDE = 0.7  # ... or one box lies this much inside the other (intersection / smaller area)
 SAME_PERSON_DISTANCE = 0.5  # ... or their centres are this close, in units of the taller box's height
 _MISSES_TO_LOSE = 2  # detection rounds in a row without a track's person that end its cropping
-
-
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest detection-to-detection motion in a track's velocity
 _MAX_EXTRAPOLATION = 15  # frames a track's box is carried forward by its velocity, at most
 _MAX_SPEED = 0.08  # box heights per frame: a sprinter filmed at 30 fps moves about 0.06

@@ -62,6 +62,7 @@ _OVERRIDES = {
     "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"),
 }
 _SOURCE_FLAGS = {"loop": "loop", "every_frame": "every_frame", "rtsp_transport": "rtsp_transport",
+                 "focal": "focal_px", "fov": "fov_deg", "calibration": "calibration",
                  "open_timeout": "open_timeout_s", "read_timeout": "read_timeout_s",
                  "max_side": "max_side"}
 
@@ -82,6 +83,11 @@ def add_parsers(verbs) -> None:
     group.add_argument("--read-timeout", type=float,
                        help="seconds of silence before a live source counts as lost (default 5)")
     group.add_argument("--max-side", type=int, help="scale larger frames down to this side (default 1920)")
+    camera = run.add_argument_group("camera (for each person's position in camera space, root_cam)")
+    camera.add_argument("--focal", type=float, metavar="PX", help="focal length in pixels")
+    camera.add_argument("--fov", type=float, metavar="DEG", help="horizontal field of view (default: 60 assumed)")
+    camera.add_argument("--calibration", metavar="FILE",
+                        help="OpenCV calibration file (camera_matrix, distortion_coefficients)")
     group = run.add_argument_group("engine")
     group.add_argument("--model", help="model file (.onnx or .pt); default: the embedded model")
     group.add_argument("--backend", help="auto (default), onnxruntime, torch or tensorrt")

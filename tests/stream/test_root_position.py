@@ -1,0 +1,66 @@
+"""Each person's place in camera space (`root_cam`) from the real pipeline, against the rendered
+truth; the intrinsics in use announced in meta; bad camera settings refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from support import assert_one_error_line, wildpose
+
+from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber
+from wildpose.tools import democlip
+from wildpose.training import joints
+from wildpose.training.synthpose import clip
+
+
+@pytest.fixture(scope="module")
+def demo_truth(shared_data):
+    """The bundled demo clip's camera matrix and the pelvis of every frame in camera space (mm)."""
+    config = clip.ClipConfig(mocap_dir=str(shared_data / "cmu_mocap"))
+    samples = list(clip.render_clip(democlip.RENDERED_FRAMES, config))
+    return samples[0].intrinsics, np.array([s.joints3d_cam[joints.ROOT] for s in samples])
+
+
+def test_the_root_depth_is_within_ten_percent_with_the_true_camera(pipeline, shared_data, demo_truth, tmp_path):
+    matrix, truth = demo_truth
+    calibration = tmp_path / "camera.json"
+    calibration.write_text(json.dumps({"camera_matrix": matrix.tolist(), "image_width": 640, "image_height": 360}))
+    run = pipeline("--source", f"demo={democlip.BUNDLED_CLIP}", "--every-frame", "--calibration", str(calibration),
+                   "--detector", str(shared_data / "models" / "yolox_nano.onnx"), "--wait-subscribers", "2")
+    placed, meta = {}, None
+    with PoseSubscriber(run.endpoint, topics=["pose", "meta"]) as subscriber:
+        while True:
+            message = subscriber.recv(timeout=1.0)
+            if message is None and run.process.poll() is not None:
+                break
+            if isinstance(message, MetaMessage):
+                meta = message
+            elif isinstance(message, PoseMessage) and message.people and message.people[0].root_cam is not None:
+                placed[message.seq] = message.people[0].root_cam
+    assert run.wait() == 0, run.log
+    assert meta.streams["demo"]["intrinsics"]["fx"] == pytest.approx(matrix[0, 0])
+    assert meta.streams["demo"]["intrinsics"]["source"] == "calibration camera.json"
+    assert len(placed) >= 0.9 * len(truth)
+    seqs = sorted(placed)
+    depth_error = np.abs(np.array([placed[s][2] for s in seqs]) - truth[seqs, 2]) / truth[seqs, 2]
+    print(f"root depth: median error {100 * np.median(depth_error):.1f} % at {truth[:, 2].mean() / 1000:.1f} m")
+    assert np.median(depth_error) < 0.10
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--focal", "0"], "focal_px must be a positive"),
+    (["--focal", "1e9"], "is not plausible"),
+    (["--fov", "200"], "fov_deg must be 1..179"),
+    (["--focal", "500", "--fov", "60"], "give one of focal_px"),
+    (["--calibration", "/nowhere/camera.yml"], "not found"),
+])
+def test_bad_camera_settings_get_one_clear_line(walker_clip, args, fragment):
+    assert_one_error_line(wildpose("run", "--source", str(walker_clip), *args), fragment)
+
+
+def test_a_malformed_calibration_file_gets_one_clear_line(walker_clip, tmp_path):
+    path = tmp_path / "camera.yml"
+    path.write_text("%YAML:1.0\ncamera_matrix: [1, 2\n")
+    assert_one_error_line(wildpose("run", "--source", str(walker_clip), "--calibration", str(path)), str(path))
