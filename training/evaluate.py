@@ -97,7 +97,33 @@ def score(ground_truth: dict[str, np.ndarray], joints2d: np.ndarray | None,
             results["pa_mpjpe_mm"] = metrics.pa_mpjpe(metric, target)
         results["bone_symmetry_mm"] = metrics.bone_symmetry_error(metric)
         results["bone_symmetry_gt_mm"] = metrics.bone_symmetry_error(target)
+        if joints2d is not None:
+            results.update(_root_depth(ground_truth, joints2d, pose, has_3d))
     return results
+
+
+def _root_depth(ground_truth: dict[str, np.ndarray], joints2d: np.ndarray, pose: np.ndarray,
+                has_3d: np.ndarray) -> dict[str, float]:
+    """Where the camera is known: the root placed in camera space from the predicted 2D joints and
+    metric skeleton (camera_space.solve_root, as the pipeline does), its depth error in per cent of
+    the true distance (median and 90th percentile)."""
+    from wildpose.training import camera_space
+
+    matrices, roots = ground_truth.get("intrinsics"), ground_truth.get("root_cam")
+    if matrices is None or roots is None:
+        return {}
+    known = has_3d & np.isfinite(matrices).all(axis=(1, 2)) & np.isfinite(roots).all(axis=1)
+    if not known.any():
+        return {}
+    metric = pose3d.metric_scale(pose[known] - pose[known][:, joints.ROOT:joints.ROOT + 1])
+    errors = []
+    for k, m, points, truth in zip(metric, matrices[known], joints2d[known], roots[known], strict=True):
+        size = (max(int(round(2 * m[0, 2] + 1)), 1), max(int(round(2 * m[1, 2] + 1)), 1))
+        intrinsics = camera_space.Intrinsics(m[0, 0], m[1, 1], m[0, 2], m[1, 2], *size)
+        root = camera_space.solve_root(points, k, intrinsics)
+        errors.append(100.0 if root is None else 100.0 * abs(root[2] - truth[2]) / truth[2])
+    return {"root_depth_error_pct": float(np.median(errors)),
+            "root_depth_error_p90_pct": float(np.percentile(errors, 90))}
 
 
 def evaluate(model: torch.nn.Module, dataset, batch_size: int = 32, device: torch.device | str = "cpu",

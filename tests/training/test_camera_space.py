@@ -112,3 +112,23 @@ def test_bad_calibration_files_are_refused_with_the_reason(tmp_path, text, messa
 def test_absurd_focal_lengths_are_refused(focal):
     with pytest.raises(ConfigError, match="not plausible|finite"):
         camera_space.from_focal(640, 480, focal)
+
+
+def test_evaluation_reports_the_root_depth_error_where_the_camera_is_known():
+    """A skeleton of exactly the prior's size, seen by a known camera: perfect predictions place the
+    root exactly; without the camera there is no such score."""
+    from wildpose.training import evaluate, pose3d
+
+    rng = np.random.default_rng(1)
+    skeleton = pose3d.metric_scale(rng.normal(0, 300, (1, 16, 3)))[0]
+    skeleton -= skeleton[joints.ROOT]
+    matrix = np.array([[700.0, 0, 319.5], [0, 700.0, 239.5], [0, 0, 1]])
+    roots = np.array([[100.0, 50.0, 3000.0], [-300.0, 0.0, 7000.0]])
+    points = skeleton[None] + roots[:, None]
+    pixels = points[..., :2] / points[..., 2:] * 700.0 + [319.5, 239.5]
+    truth = {"joints2d": pixels, "visible": np.ones((2, 16), bool), "joints3d": np.stack([skeleton] * 2),
+             "head_size": np.zeros(2), "box_size": np.zeros(2), "root_cam": roots, "intrinsics": np.stack([matrix] * 2)}
+    exact = evaluate.score(truth, pixels, np.stack([skeleton] * 2))
+    assert exact["root_depth_error_pct"] == pytest.approx(0.0, abs=1e-6)
+    unknown = evaluate.score({**truth, "intrinsics": np.full((2, 3, 3), np.nan)}, pixels, np.stack([skeleton] * 2))
+    assert "root_depth_error_pct" not in unknown

@@ -58,6 +58,7 @@ class Record:
     side: float | None = None
     head_size: float = 0.0
     box_size: float = 0.0
+    intrinsics: np.ndarray | None = None  # (3, 3) camera matrix where the format knows it (SynthPose)
 
 
 def read_arrays(path: Path, names: Sequence[str], optional: Sequence[str] = (),
@@ -182,13 +183,21 @@ class PoseDataset(Dataset):
     def annotations(self, count: int | None = None) -> dict[str, np.ndarray]:
         """The first `count` (default all) samples' ground truth without loading images (evaluation):
         joints2d `(N, J, 2)` px, visible `(N, J)`, joints3d `(N, J, 3)` mm root-relative (NaN without
-        3D), head_size `(N,)` px, box_size `(N,)` px (0: PCK@0.1 not defined)."""
+        3D), head_size `(N,)` px, box_size `(N,)` px (0: PCK@0.1 not defined), root_cam `(N, 3)` mm
+        the root in the camera frame and intrinsics `(N, 3, 3)` (NaN where unknown)."""
         records = [self.record(i) for i in range(len(self) if count is None else count)]
         joints3d = np.full((len(records), joints.NUM_JOINTS, 3), np.nan)
+        root_cam = np.full((len(records), 3), np.nan)
+        intrinsics = np.full((len(records), 3, 3), np.nan)
         for i, rec in enumerate(records):
             if rec.joints3d is not None:
                 joints3d[i] = rec.joints3d - rec.joints3d[joints.ROOT]
+                root_cam[i] = rec.joints3d[joints.ROOT]
+            if rec.intrinsics is not None:
+                intrinsics[i] = rec.intrinsics
         return {
+            "root_cam": root_cam,
+            "intrinsics": intrinsics,
             "joints2d": np.stack([r.joints2d for r in records]) if records else np.zeros((0, 16, 2)),
             "visible": np.stack([r.visible for r in records]) if records else np.zeros((0, 16), bool),
             "joints3d": joints3d,

@@ -86,25 +86,25 @@ class SynthPoseDataset(PoseDataset):
         return (self.synth.mocap_dir, self.synth.width, self.scene_domain, self.split, self.seed, index)
 
     def _record(self, index: int, joints2d: np.ndarray, joints3d: np.ndarray | None, visible: np.ndarray,
-                box: np.ndarray) -> Record:
+                box: np.ndarray, intrinsics: np.ndarray) -> Record:
         longer = float(max(box[2] - box[0], box[3] - box[1]))
         return Record(image=Path(f"synthpose/{self.scene_domain}/{self.split}/seed{self.seed}/{index}"),
                       joints2d=joints2d, visible=visible, joints3d=joints3d, center=(box[:2] + box[2:]) / 2.0,
-                      side=max(longer, 1.0) * DEFAULT_CROP_PADDING, box_size=longer)
+                      side=max(longer, 1.0) * DEFAULT_CROP_PADDING, box_size=longer, intrinsics=intrinsics)
 
     def record(self, index: int) -> Record:
         """The labels of sample `index`, computed without rendering it (kept: they are small)."""
         if index not in self._labels:
             labels = domains.labels(self.scene_domain, self.split, self.seed, index, self.synth)
             self._labels[index] = self._record(index, labels.joints2d, labels.joints3d_cam, labels.visible,
-                                               labels.box)
+                                               labels.box, labels.intrinsics)
         return self._labels[index]
 
     def _render(self, index: int) -> np.ndarray:
         """Render sample `index`, keeping its labels (and its image, with `cache`)."""
         rendered = domains.sample(self.scene_domain, self.split, self.seed, index, self.synth)
         self._labels[index] = self._record(index, rendered.joints2d, rendered.joints3d_cam, rendered.visible,
-                                           rendered.box)
+                                           rendered.box, rendered.intrinsics)
         if self.cache:
             _IMAGES[self._key(index)] = rendered.image
         return rendered.image

@@ -236,6 +236,7 @@ class Labels:
     box: np.ndarray
     source: str
     frame: int
+    intrinsics: np.ndarray | None = None  # (3, 3) the camera matrix
 
 
 @dataclass(frozen=True, eq=False)
@@ -278,7 +279,8 @@ def labels(domain: str, split: str, seed: int, index: int, config: SynthConfig |
     visible = np.all((joints2d >= -0.5) & (joints2d < np.array([config.width, config.height]) - 0.5), axis=1)
     box = np.concatenate([joints2d.min(axis=0), joints2d.max(axis=0)])
     return Labels(joints2d=joints2d, joints3d_cam=pose_cam if scene.spec.labels_3d[split] else None,
-                  visible=visible, box=box, source=scene.motion.name, frame=scene.frame)
+                  visible=visible, box=box, source=scene.motion.name, frame=scene.frame,
+                  intrinsics=scene.camera.intrinsics)
 
 
 def sample(domain: str, split: str, seed: int, index: int, config: SynthConfig | None = None,
