@@ -27,6 +27,11 @@ RECORD_EXAMPLES = """examples:
   wildpose record --endpoint tcp://10.0.0.7:5555 --output door.mcap --duration 600
 """
 
+BVH_EXAMPLES = """examples:
+  wildpose bvh session.mcap --output session.bvh           # session.<stream>.<id>.bvh per person
+  wildpose record --output session.mcap --bvh session.bvh  # record, then convert when it ends
+"""
+
 REPLAY_EXAMPLES = """examples:
   wildpose replay session.mcap                             # at the recorded pace on tcp://127.0.0.1:5555
   wildpose replay session.mcap --publish tcp://127.0.0.1:5556 --as-fast-as-possible --wait-subscribers 1
@@ -60,8 +65,19 @@ def add_parsers(verbs) -> None:
     record.add_argument("--output", required=True, help="MCAP file to write (.mcap)")
     record.add_argument("--max-bytes", type=int,
                         help="start a new file once one reaches this size: OUTPUT.000.mcap, OUTPUT.001.mcap, ...")
+    record.add_argument("--bvh", metavar="OUT.bvh",
+                        help="when the recording ends, also write each tracked person as a BVH skeleton "
+                             "(OUT.<stream>.<id>.bvh)")
     _stops(record, "message")
     record.set_defaults(handler=_record)
+
+    bvh = verbs.add_parser("bvh", help="convert a recording to BVH skeletons, one per tracked person",
+                           epilog=BVH_EXAMPLES, formatter_class=raw)
+    bvh.add_argument("recordings", nargs="+", metavar="RECORDING.mcap",
+                     help="a recording, or the parts of a rotated one in order")
+    bvh.add_argument("--output", required=True, metavar="OUT.bvh",
+                     help="BVH file; several people: OUT.<stream>.<id>.bvh each")
+    bvh.set_defaults(handler=_bvh)
 
     replay = verbs.add_parser("replay", help="publish a recording over ZeroMQ as the pipeline did",
                               epilog=REPLAY_EXAMPLES, formatter_class=raw)
@@ -114,7 +130,10 @@ def _web(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from wildpose.stream import recording
+    from wildpose.stream import recording, recording_bvh
+
+    if args.bvh:
+        recording_bvh.check_output(args.bvh)  # before the recording, not after it
 
     config = recording.RecordConfig(endpoints=tuple(args.endpoints or [_DEFAULT_ENDPOINT]), output=args.output,
                                     max_bytes=args.max_bytes, duration_s=args.duration,
@@ -125,6 +144,17 @@ def _record(args: argparse.Namespace) -> int:
     finally:
         restore()
     for path in summary.files:
+        print(path)
+    if args.bvh:
+        for path in recording_bvh.convert(summary.files, args.bvh):
+            print(path)
+    return 0
+
+
+def _bvh(args: argparse.Namespace) -> int:
+    from wildpose.stream import recording_bvh
+
+    for path in recording_bvh.convert(args.recordings, args.output):
         print(path)
     return 0
 

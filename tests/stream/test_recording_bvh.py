@@ -1,0 +1,38 @@
+"""A recording of a real run, converted to BVH: the project's reader gets the published skeleton back."""
+
+from __future__ import annotations
+
+import numpy as np
+from support import assert_one_error_line, wildpose
+
+from wildpose.stream import schema
+from wildpose.training import bvh_export, joints
+from wildpose.training.synthpose import bvh
+
+
+def test_a_recording_becomes_a_bvh_whose_skeleton_matches_the_published_poses(recorded_session, tmp_path):
+    result = wildpose("bvh", str(recorded_session.path), "--output", str(tmp_path / "walker.bvh"))
+    assert result.returncode == 0, result.stderr
+    (path,) = [line for line in result.stdout.splitlines() if line.endswith(".bvh")]
+    parsed = bvh.parse_bvh(open(path).read())
+    poses = [schema.unpack(m.payload) for m in recorded_session.messages if m.topic.startswith("pose/")]
+    people = [p["people"][0] for p in poses if p["people"]]
+    assert parsed.num_frames >= len(people)
+    positions = bvh.forward_kinematics(parsed, unit_mm=10.0)
+    ours = np.stack([positions[:, parsed.index(name)] for name in joints.NAMES], axis=1)[: len(people)]
+    published = np.array([p["joints3d"] for p in people]) @ bvh_export.CAMERA_TO_Y_UP.T
+    # bone lengths are fixed at their medians in a BVH, so compare where each bone points
+    edges = np.array(joints.EDGES)
+    def directions(pose):
+        bones = pose[:, edges[:, 1]] - pose[:, edges[:, 0]]
+        return bones / np.linalg.norm(bones, axis=-1, keepdims=True)
+    angle = np.degrees(np.arccos(np.clip((directions(ours) * directions(published)).sum(-1), -1, 1)))
+    print(f"bone directions: median {np.median(angle):.1f} degrees, 95th percentile {np.percentile(angle, 95):.1f}")
+    assert np.median(angle) < 1.0 and np.percentile(angle, 95) < 15.0
+
+
+def test_a_recording_without_people_gets_one_clear_line(tmp_path):
+    empty = tmp_path / "empty.mcap"
+    empty.write_bytes(b"\x89MCAP0\r\n")
+    assert_one_error_line(wildpose("bvh", str(empty), "--output", str(tmp_path / "x.bvh")), "nothing to write")
+    assert_one_error_line(wildpose("bvh", str(empty), "--output", str(tmp_path / "x.txt")), "must end in .bvh")
