@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 TOPICS = ("pose", "stats", "meta")  # what a subscriber gets unless it asks otherwise
-ALL_TOPICS = (*TOPICS, "frame")
+ALL_TOPICS = (*TOPICS, "frame", "raw")
 
 
 class SchemaError(WildPoseError):
@@ -61,6 +61,7 @@ class PoseMessage:
     t_publish: float
     size: tuple[int, int]  # width, height
     people: tuple[Person, ...]
+    raw: bool = False  # from pose.raw/<stream>: before smoothing
 
     @property
     def latency_s(self) -> float:
@@ -213,7 +214,7 @@ def decode(topic: bytes, payload: bytes) -> Message:
     if values.get("v") != schema.VERSION:
         raise SchemaError(f"message schema version {values.get('v')!r} is not supported (this client reads "
                           f"version {schema.VERSION}); upgrade wildpose")
-    if name.startswith(schema.POSE_PREFIX):
+    if name.startswith((schema.POSE_PREFIX, schema.RAW_PREFIX)):
         values = _require(values, schema.POSE_FIELDS, "pose message")
         if not isinstance(values["people"], list):
             raise SchemaError("pose message: people must be a list")
@@ -224,7 +225,7 @@ def decode(topic: bytes, payload: bytes) -> Message:
                            t_capture=_number(values["t_capture"], "t_capture"),
                            t_publish=_number(values["t_publish"], "t_publish"),
                            size=(int(size[0]), int(size[1])),
-                           people=tuple(_person(p) for p in values["people"]))
+                           people=tuple(_person(p) for p in values["people"]), raw=name.startswith(schema.RAW_PREFIX))
     if name.startswith(schema.FRAME_PREFIX):
         return _frame(_require(values, schema.FRAME_FIELDS, "frame message"))
     if name.startswith(schema.STATS_PREFIX):
@@ -285,7 +286,8 @@ class PoseSubscriber:
             if topic == "meta":
                 prefixes.append(schema.META_TOPIC)
                 continue
-            base = {"pose": schema.POSE_PREFIX, "stats": schema.STATS_PREFIX, "frame": schema.FRAME_PREFIX}[topic]
+            base = {"pose": schema.POSE_PREFIX, "stats": schema.STATS_PREFIX, "frame": schema.FRAME_PREFIX,
+                    "raw": schema.RAW_PREFIX}[topic]
             prefixes += [base + s for s in self.streams] if self.streams is not None else [base]
         return prefixes
 

@@ -241,6 +241,7 @@ class PublishConfig:
     # public keys admits only those subscribers (None: any client that knows the server's public key)
     curve_secret: str | None = None
     curve_clients: str | None = None
+    raw: bool = False  # also publish each pose before smoothing on pose.raw/<stream>
 
     def __post_init__(self) -> None:
         if not isinstance(self.endpoint, str) or not re.match(r"^(tcp|ipc)://.+", self.endpoint):

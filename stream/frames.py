@@ -28,6 +28,7 @@ class PersonRegion:
     joints2d: np.ndarray | None = None  # (J, 2) frame pixels, from smooth
     joints3d: np.ndarray | None = None  # (J, 3) mm, root-relative, camera axes
     root_cam: np.ndarray | None = None  # (3,) mm, the root in camera space; None: no solution
+    raw: tuple | None = None  # (joints2d, joints3d, root_cam) before the One Euro filters
 
 
 @dataclass

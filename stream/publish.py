@@ -174,6 +174,12 @@ class _Publisher:
         payload = schema.pack(schema.pose(ticket.stream, ticket.seq, ticket.t_capture, now, ticket.size, people))
         if self._send(schema.pose_topic(ticket.stream), payload, ticket.stream):
             self.counters[ticket.stream].add("published")
+        if self.args.config.raw:
+            raw = [schema.person(p.track_id, _clip_box(p.raw[0], ticket.size), p.score, *p.raw[:2], p.conf,
+                                 p.tracked, p.raw[2]) for p in ticket.people]
+            self._send(schema.raw_topic(ticket.stream),
+                       schema.pack(schema.pose(ticket.stream, ticket.seq, ticket.t_capture, now, ticket.size, raw)),
+                       None)
         if self.views.enabled:
             thumbnail = self.views.after_pose(ticket, people, now)
             if thumbnail is not None:

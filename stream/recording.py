@@ -92,6 +92,8 @@ def topic_kind(topic: str) -> str | None:
     """"pose", "stats", "frame", "meta", or None for a topic schema version 1 does not know."""
     if topic == schema.META_TOPIC:
         return "meta"
+    if topic.startswith(schema.RAW_PREFIX):
+        return "pose"
     for prefix in (schema.POSE_PREFIX, schema.STATS_PREFIX, schema.FRAME_PREFIX):
         if topic.startswith(prefix):
             return prefix[:-1]

@@ -1,10 +1,11 @@
 """Message schema version 1: what goes over ZeroMQ, as msgpack maps (design.md).
 
 Every message is a two-frame multipart: a topic (`pose/<stream>`, `stats/<stream>`, `meta`, or the
-opt-in `frame/<stream>`) and a msgpack map that carries `v`, the schema version. Version 1 grows only
-by new topics and new keys, never by changing old ones, so a client that predates them still reads
-every message it subscribed to. Producers build messages only through the functions
-here and the client validates them against the same field lists, so the two cannot drift apart.
+opt-in `frame/<stream>` and `pose.raw/<stream>`) and a msgpack map that carries `v`, the schema
+version. Version 1 grows only by new topics and new keys, never by changing old ones, so a client
+that predates them still reads every message it subscribed to. Producers build messages only through
+the functions here and the client validates them against the same field lists, so the two cannot
+drift apart.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from wildpose.training import joints
 
 VERSION = 1
 POSE_PREFIX = "pose/"
+RAW_PREFIX = "pose.raw/"  # opt-in (`--publish-raw`): the same poses before the One Euro filter
 STATS_PREFIX = "stats/"
 FRAME_PREFIX = "frame/"  # opt-in JPEG thumbnails for viewers (`--publish-frames`)
 META_TOPIC = "meta"
@@ -33,6 +35,10 @@ AXES = "camera: x right, y down, z forward"
 
 def pose_topic(stream: str) -> str:
     return f"{POSE_PREFIX}{stream}"
+
+
+def raw_topic(stream: str) -> str:
+    return f"{RAW_PREFIX}{stream}"
 
 
 def stats_topic(stream: str) -> str:

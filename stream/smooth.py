@@ -65,6 +65,7 @@ class StreamSmoother:
                 # from the unfiltered joints: the 2D and 3D filters lag differently
                 person.root_cam = camera_space.solve_root(person.joints2d, person.joints3d, self.intrinsics,
                                                           person.conf)
+            person.raw = (person.joints2d, person.joints3d, person.root_cam)
             if self.args.smoothing.enabled:
                 filters = self.filters.get(person.track_id)
                 if filters is None:

@@ -58,7 +58,7 @@ _OVERRIDES = {
     "stats_interval": ("publish", "stats_interval_s"), "wait_subscribers": ("publish", "wait_subscribers"),
     "publish_frames": ("publish", "frames_hz"), "frames_width": ("publish", "frames_width"),
     "overlay": ("publish", "overlay"), "curve_secret": ("publish", "curve_secret"),
-    "curve_clients": ("publish", "curve_clients"),
+    "curve_clients": ("publish", "curve_clients"), "publish_raw": ("publish", "raw"),
     "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"),
 }
 _SOURCE_FLAGS = {"loop": "loop", "every_frame": "every_frame", "rtsp_transport": "rtsp_transport",
@@ -130,6 +130,8 @@ def add_parsers(verbs) -> None:
     group.add_argument("--overlay", metavar="OUT.mp4",
                        help="write the video with 2D/3D skeletons, boxes, ids, fps and latency drawn on it "
                             "(H.264; several sources: OUT.<stream>.mp4 each)")
+    group.add_argument("--publish-raw", action="store_true",
+                       help="also publish each pose before smoothing, on pose.raw/<stream>")
     group.add_argument("--curve-secret", metavar="NAME.key_secret",
                        help="encrypt the stream with ZeroMQ CURVE using this key pair (`wildpose keys`)")
     group.add_argument("--curve-clients", metavar="DIR",
@@ -143,7 +145,8 @@ def add_parsers(verbs) -> None:
     subscribe.add_argument("--endpoint", action="append", dest="endpoints",
                            help="publisher endpoint, repeatable (default tcp://127.0.0.1:5555)")
     subscribe.add_argument("--stream", action="append", dest="streams", help="only these stream ids (repeatable)")
-    subscribe.add_argument("--topics", default="pose,stats,meta", help="comma-separated: pose, stats, meta")
+    subscribe.add_argument("--topics", default="pose,stats,meta",
+                           help="comma-separated: pose, stats, meta, raw (poses before smoothing)")
     subscribe.add_argument("--json", action="store_true", help="one JSON object per line")
     subscribe.add_argument("--count", type=int, help="exit after this many pose messages")
     subscribe.add_argument("--timeout", type=float,
@@ -195,8 +198,8 @@ def _subscribe(args: argparse.Namespace) -> int:
     from wildpose.stream.client import DEFAULT_ENDPOINT, PoseMessage, PoseSubscriber
 
     topics = tuple(t.strip() for t in args.topics.split(",") if t.strip())
-    if not topics or any(t not in ("pose", "stats", "meta") for t in topics):
-        raise ConfigError(f"--topics must be a comma-separated subset of pose,stats,meta, got {args.topics!r}")
+    if not topics or any(t not in ("pose", "stats", "meta", "raw") for t in topics):
+        raise ConfigError(f"--topics must be a comma-separated subset of pose,stats,meta,raw, got {args.topics!r}")
     if args.count is not None and args.count < 1:
         raise ConfigError(f"--count must be a positive integer, got {args.count}")
     poses = 0
@@ -236,7 +239,7 @@ def describe(message) -> str:
     from wildpose.training import joints
 
     if isinstance(message, PoseMessage):
-        parts = [f"pose {message.stream} seq={message.seq} people={len(message.people)} "
+        parts = [f"{'raw' if message.raw else 'pose'} {message.stream} seq={message.seq} people={len(message.people)} "
                  f"latency={message.latency_s * 1000:.1f}ms"]
         for person in message.people:
             pelvis = person.joints2d[joints.ROOT]
