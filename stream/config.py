@@ -242,6 +242,11 @@ class PublishConfig:
     curve_secret: str | None = None
     curve_clients: str | None = None
     raw: bool = False  # also publish each pose before smoothing on pose.raw/<stream>
+    # live VMC (OSC over UDP, stream/vmc.py): "HOST:PORT" of the receiver, which person (lowest id in
+    # view when None) of which stream (the first when None)
+    vmc: str | None = None
+    vmc_person: int | None = None
+    vmc_stream: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.endpoint, str) or not re.match(r"^(tcp|ipc)://.+", self.endpoint):
@@ -258,6 +263,12 @@ class PublishConfig:
             raise ConfigError(f"publish.frames_width must be an integer between 16 and 3840, got {self.frames_width!r}")
         if self.overlay is not None:
             self._check_overlay()
+        if self.vmc is not None:
+            from wildpose.stream import vmc
+
+            vmc.parse_target(self.vmc)
+        if self.vmc_person is not None:
+            _positive("publish", "vmc_person", self.vmc_person, integer=True)
         if self.curve_clients is not None and self.curve_secret is None:
             raise ConfigError("publish.curve_clients needs publish.curve_secret (the publisher's key pair)")
         if self.curve_secret is not None:
@@ -301,6 +312,9 @@ class RunConfig:
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ConfigError(f"stream ids must be unique, {duplicates} repeat; name sources as ID=URL")
+        if self.publish.vmc_stream is not None and self.publish.vmc_stream not in ids:
+            raise ConfigError(f"publish.vmc_stream {self.publish.vmc_stream!r} is not a stream of this run "
+                              f"(streams: {ids})")
         _positive("run", "skeleton_sum_mm", self.skeleton_sum_mm)
         if self.duration_s is not None:
             _positive("run", "duration_s", self.duration_s)

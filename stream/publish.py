@@ -24,7 +24,7 @@ import numpy as np
 import zmq
 
 from wildpose.errors import WildPoseError
-from wildpose.stream import auth, overlay, process, schema, video_out
+from wildpose.stream import auth, overlay, process, schema, video_out, vmc
 from wildpose.stream.client import Person
 from wildpose.stream.config import PublishConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket
@@ -134,6 +134,12 @@ class _Publisher:
         self.counters = {s: stream_stats.counters for s, stream_stats in self.stats.items()}
         self.depth_queues = depth_queues
         self.subscriptions = 0
+        config = args.config
+        self.vmc = vmc.VmcSender(config.vmc, config.vmc_person) if config.vmc else None
+        self.vmc_stream = config.vmc_stream or args.streams[0]
+        if self.vmc is not None:
+            log.info("VMC: sending %s of stream %s to %s:%d", f"person {config.vmc_person}" if config.vmc_person
+                     else "the lowest id in view", self.vmc_stream, self.vmc.host, self.vmc.port)
 
     def run(self, in_queue, stop_event) -> None:
         ended: set[str] = set()
@@ -174,6 +180,8 @@ class _Publisher:
         payload = schema.pack(schema.pose(ticket.stream, ticket.seq, ticket.t_capture, now, ticket.size, people))
         if self._send(schema.pose_topic(ticket.stream), payload, ticket.stream):
             self.counters[ticket.stream].add("published")
+        if self.vmc is not None and ticket.stream == self.vmc_stream:
+            self.vmc.send([(p.track_id, p.joints3d, p.root_cam) for p in ticket.people])
         if self.args.config.raw:
             raw = [schema.person(p.track_id, _clip_box(p.raw[0], ticket.size), p.score, *p.raw[:2], p.conf,
                                  p.tracked, p.raw[2]) for p in ticket.people]

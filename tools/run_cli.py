@@ -59,6 +59,7 @@ _OVERRIDES = {
     "publish_frames": ("publish", "frames_hz"), "frames_width": ("publish", "frames_width"),
     "overlay": ("publish", "overlay"), "curve_secret": ("publish", "curve_secret"),
     "curve_clients": ("publish", "curve_clients"), "publish_raw": ("publish", "raw"),
+    "vmc": ("publish", "vmc"), "vmc_person": ("publish", "vmc_person"), "vmc_stream": ("publish", "vmc_stream"),
     "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"),
 }
 _SOURCE_FLAGS = {"loop": "loop", "every_frame": "every_frame", "rtsp_transport": "rtsp_transport",
@@ -130,6 +131,10 @@ def add_parsers(verbs) -> None:
     group.add_argument("--overlay", metavar="OUT.mp4",
                        help="write the video with 2D/3D skeletons, boxes, ids, fps and latency drawn on it "
                             "(H.264; several sources: OUT.<stream>.mp4 each)")
+    group.add_argument("--vmc", metavar="HOST:PORT",
+                       help="also send one person live over the VMC protocol (OSC/UDP), e.g. 127.0.0.1:39539")
+    group.add_argument("--vmc-person", type=int, metavar="ID", help="VMC: this track id (default: lowest in view)")
+    group.add_argument("--vmc-stream", metavar="ID", help="VMC: this stream (default: the first)")
     group.add_argument("--publish-raw", action="store_true",
                        help="also publish each pose before smoothing, on pose.raw/<stream>")
     group.add_argument("--curve-secret", metavar="NAME.key_secret",
