@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,7 @@ class StatsMessage:
     drops: dict[str, int]  # reason -> count since start
     queues: dict[str, int]
     totals: dict[str, int]
+    filter_lag_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # "2d"/"3d" -> p50, p95, n
 
 
 @dataclass(frozen=True)
@@ -175,9 +176,13 @@ def _typed(values: dict[str, Any], what: str, **types: type | tuple[type, ...]) 
 
 def _stats(values: dict[str, Any]) -> StatsMessage:
     _typed(values, "stats message", stream=str, fps=dict, latency_ms=dict, drops=dict, queues=dict, totals=dict)
+    lag = values.get("filter_lag_ms", {})
+    if not isinstance(lag, dict):
+        raise SchemaError(f"stats message: filter_lag_ms must be a map, got {type(lag).__name__}")
     return StatsMessage(stream=values["stream"], t=_number(values["t"], "t"),
                         interval_s=_number(values["interval_s"], "interval_s"),
-                        **{k: values[k] for k in ("fps", "latency_ms", "drops", "queues", "totals")})
+                        **{k: values[k] for k in ("fps", "latency_ms", "drops", "queues", "totals")},
+                        filter_lag_ms=lag)
 
 
 def _meta(values: dict[str, Any]) -> MetaMessage:

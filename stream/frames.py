@@ -41,6 +41,7 @@ class FrameTicket:
     times: dict[str, float] = field(default_factory=dict)  # stage -> time.monotonic() when it finished
     people: list[PersonRegion] = field(default_factory=list)
     crop_seq: int = -1  # where preprocess put this frame's crops in the stream's crop ring
+    filter_lag_s: dict[str, float] = field(default_factory=dict)  # "2d"/"3d" -> the One Euro filters' lag
 
 
 @dataclass(frozen=True)

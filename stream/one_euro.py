@@ -36,6 +36,8 @@ class OneEuroFilter:
         self._value: np.ndarray | None = None
         self._speed: np.ndarray | None = None
         self._time = 0.0
+        self.lag_s: float | None = None  # mean group delay of the last step; None before filtering
+
 
     def __call__(self, value: np.ndarray, t: float) -> np.ndarray:
         """Filter `value` observed at time `t` (seconds); returns the filtered array (float64)."""
@@ -50,4 +52,7 @@ class OneEuroFilter:
         cutoff = self.min_cutoff + self.beta * np.abs(self._speed)
         self._value = self._value + _alpha(cutoff, dt) * (value - self._value)
         self._time = t
+        # An exponential filter x += a (u - x) with a = r / (r + 1), r = 2 pi fc dt, delays slow
+        # signals by (1 - a) / a samples = 1 / (2 pi fc) seconds: the lag at the current cutoff.
+        self.lag_s = float(np.mean(1.0 / (2.0 * math.pi * cutoff)))
         return self._value.copy()

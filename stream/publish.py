@@ -57,6 +57,7 @@ class _StreamStats:
     def __init__(self, counters: Counters) -> None:
         self.counters = counters
         self.latency = LatencyWindow()
+        self.filter_lag = LatencyWindow()
         self.last_counts = counters.snapshot()
         self.last_time = time.monotonic()
 
@@ -68,7 +69,8 @@ class _StreamStats:
                for stage, name in _STAGE_COUNTERS.items()}
         self.last_counts, self.last_time = counts, now
         return schema.stats(stream, time.time(), round(elapsed, 3), fps, self.latency.report(),
-                            {reason: counts[f"drop_{reason}"] for reason in DROP_REASONS}, queues, counts)
+                            {reason: counts[f"drop_{reason}"] for reason in DROP_REASONS}, queues, counts,
+                            self.filter_lag.report())
 
 
 def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event, control_queue,
@@ -193,6 +195,8 @@ class _Publisher:
             if thumbnail is not None:
                 self._send(schema.frame_topic(ticket.stream), thumbnail, None)
         window = self.stats[ticket.stream].latency
+        for name, lag in ticket.filter_lag_s.items():
+            self.stats[ticket.stream].filter_lag.add(name, lag)
         for name, (start, end) in _LATENCIES.items():
             if start in ticket.times and end in ticket.times:
                 window.add(name, ticket.times[end] - ticket.times[start])

@@ -67,9 +67,12 @@ def pose(stream: str, seq: int, t_capture: float, t_publish: float, size: tuple[
 
 
 def stats(stream: str, t: float, interval_s: float, fps: dict[str, float], latency_ms: dict,
-          drops: dict[str, int], queues: dict[str, int], totals: dict[str, int]) -> dict[str, Any]:
+          drops: dict[str, int], queues: dict[str, int], totals: dict[str, int],
+          filter_lag_ms: dict | None = None) -> dict[str, Any]:
+    """filter_lag_ms: "2d"/"3d" -> {p50, p95, n} of the One Euro filters' lag over the interval."""
     return {"v": VERSION, "stream": stream, "t": t, "interval_s": interval_s, "fps": fps,
-            "latency_ms": latency_ms, "drops": drops, "queues": queues, "totals": totals}
+            "latency_ms": latency_ms, "drops": drops, "queues": queues, "totals": totals,
+            "filter_lag_ms": filter_lag_ms or {}}
 
 
 def frame(stream: str, seq: int, t_capture: float, size: tuple[int, int], jpeg_size: tuple[int, int],

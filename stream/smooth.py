@@ -74,6 +74,11 @@ class StreamSmoother:
                 person.joints3d = filters.joints3d(person.joints3d, ticket.t_media).astype(np.float32)
                 if person.root_cam is not None:
                     person.root_cam = filters.root(person.root_cam, ticket.t_media)
+        lags = [(f.joints2d.lag_s, f.joints3d.lag_s) for f in (self.filters.get(p.track_id) for p in ticket.people)
+                if f is not None and f.joints2d.lag_s is not None]
+        if lags:
+            ticket.filter_lag_s = {"2d": float(np.mean([a for a, _ in lags])),
+                                   "3d": float(np.mean([b for _, b in lags]))}
         present = {person.track_id for person in ticket.people}
         for gone in set(self.filters) - present:
             del self.filters[gone]

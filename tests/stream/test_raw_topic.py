@@ -34,3 +34,25 @@ def test_raw_and_smoothed_poses_arrive_side_by_side_and_the_raw_ones_jitter_more
 
     print(f"3D jitter (RMS second difference): raw {jitter(raw):.1f} mm, smoothed {jitter(smoothed):.1f} mm")
     assert jitter(smoothed) < jitter(raw)
+
+
+def test_stats_report_the_filters_lag(pipeline, walker_clip):
+    from wildpose.stream.client import StatsMessage
+
+    run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--detector", "none",
+                   "--stats-interval", "0.25", "--wait-subscribers", "1")
+    stats = []
+    with PoseSubscriber(run.endpoint, topics=["stats"]) as subscriber:
+        while True:
+            message = subscriber.recv(timeout=1.0)
+            if message is None and run.process.poll() is not None:
+                break
+            if isinstance(message, StatsMessage):
+                stats.append(message)
+    assert run.wait() == 0, run.log
+    lags = [s.filter_lag_ms for s in stats if s.filter_lag_ms]
+    assert lags, [s.filter_lag_ms for s in stats]
+    for lag in lags:
+        # 1 / (2 pi min_cutoff) = 159 ms is the most a 1 Hz filter can lag
+        assert 0 < lag["2d"]["p50"] <= 160 and 0 < lag["3d"]["p50"] <= 160 and lag["2d"]["n"] > 0
+    print("filter lag ms:", lags[-1])
