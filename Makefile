@@ -11,7 +11,10 @@ TORCH_PIN := torch==2.13.0
 # Python that has `gi`; Chromium for the browser viewer; Node.js and npm for the JavaScript subscriber.
 DEBIAN_TEST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav \
-	chromium nodejs npm
+	chromium
+# Node.js and npm for the JavaScript subscriber's test, from Debian only when no `npm` is installed
+# (a NodeSource Node.js ships its own npm, which Debian's npm package conflicts with)
+NODE_PACKAGES := nodejs npm
 
 .PHONY: demo test bench venv system-packages clean
 
@@ -27,7 +30,8 @@ $(STAMP): setup.cfg pyproject.toml
 system-packages:
 	@if ! command -v dpkg >/dev/null; then \
 		echo "not a Debian system: install GStreamer's RTSP server yourself, or its tests skip"; exit 0; fi; \
-	missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done; \
+		command -v npm >/dev/null || echo $(NODE_PACKAGES)); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
