@@ -51,6 +51,7 @@ class Person:
     conf: np.ndarray  # (16,) in [0, 1]
     tracked: bool
     root_cam: np.ndarray | None = None  # (3,) mm, the pelvis in camera space (None: not placed, or an older publisher)
+    joints3d_cam: np.ndarray | None = None  # (16, 3) mm in camera space, when the publisher sends it (--joints3d-cam)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,9 @@ def _person(values: Any) -> Person:
                   joints2d=_array(values["joints2d"], (count, 2), "joints2d"),
                   joints3d=_array(values["joints3d"], (count, 3), "joints3d"),
                   conf=_array(values["conf"], (count,), "conf"), tracked=bool(values["tracked"]),
-                  root_cam=None if values.get("root_cam") is None else _array(values["root_cam"], (3,), "root_cam"))
+                  root_cam=None if values.get("root_cam") is None else _array(values["root_cam"], (3,), "root_cam"),
+                  joints3d_cam=None if values.get("joints3d_cam") is None
+                  else _array(values["joints3d_cam"], (count, 3), "joints3d_cam"))
 
 
 def _frame(values: dict[str, Any]) -> FrameMessage:

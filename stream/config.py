@@ -242,6 +242,7 @@ class PublishConfig:
     curve_secret: str | None = None
     curve_clients: str | None = None
     raw: bool = False  # also publish each pose before smoothing on pose.raw/<stream>
+    camera_joints: bool = False  # also publish joints3d_cam (joints3d + root_cam) for each person
     # live VMC (OSC over UDP, stream/vmc.py): "HOST:PORT" of the receiver, which person (lowest id in
     # view when None) of which stream (the first when None)
     vmc: str | None = None

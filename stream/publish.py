@@ -176,7 +176,8 @@ class _Publisher:
 
     def publish_pose(self, ticket: FrameTicket) -> None:
         people = [schema.person(p.track_id, _clip_box(p.joints2d, ticket.size), p.score, p.joints2d,
-                                p.joints3d, p.conf, p.tracked, p.root_cam) for p in ticket.people]
+                                p.joints3d, p.conf, p.tracked, p.root_cam, self.args.config.camera_joints)
+                  for p in ticket.people]
         now = time.time()
         ticket.times["publish"] = time.monotonic()
         payload = schema.pack(schema.pose(ticket.stream, ticket.seq, ticket.t_capture, now, ticket.size, people))

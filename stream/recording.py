@@ -70,7 +70,8 @@ _PERSON = {"type": "object", "required": list(schema.PERSON_FIELDS), "properties
     "id": _INT, "bbox": {"type": "array", "items": _NUMBER, "minItems": 4, "maxItems": 4}, "score": _NUMBER,
     "joints2d": _rows(2), "joints3d": _rows(3),
     "conf": {"type": "array", "items": _NUMBER, "minItems": 16, "maxItems": 16}, "tracked": _BOOL,
-    "root_cam": {"type": ["array", "null"], "items": _NUMBER, "minItems": 3, "maxItems": 3}}}
+    "root_cam": {"type": ["array", "null"], "items": _NUMBER, "minItems": 3, "maxItems": 3},
+    "joints3d_cam": {"anyOf": [_rows(3), {"type": "null"}]}}}
 _SCHEMAS = {
     "pose": {"required": schema.POSE_FIELDS, "properties": {
         "stream": _STR, "seq": _INT, "t_capture": _NUMBER, "t_publish": _NUMBER, "size": _pair(_INT),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import numpy as np
 
 from wildpose.training import joints
 
@@ -50,13 +51,18 @@ def frame_topic(stream: str) -> str:
 
 
 def person(track_id: int, bbox, score: float, joints2d, joints3d, conf, tracked: bool,
-           root_cam=None) -> dict[str, Any]:
+           root_cam=None, with_camera_joints: bool = False) -> dict[str, Any]:
     """One person: bbox [x0, y0, x1, y1] and joints2d [[x, y] x16] in frame pixels, joints3d
     [[x, y, z] x16] millimetres root-relative in camera axes, conf [x16] in [0, 1], root_cam [x, y, z]
-    millimetres: the root (pelvis) in camera space, or nil when it could not be placed."""
-    return {"id": int(track_id), "bbox": [float(v) for v in bbox], "score": float(score),
-            "joints2d": joints2d.tolist(), "joints3d": joints3d.tolist(), "conf": conf.tolist(),
-            "tracked": bool(tracked), "root_cam": None if root_cam is None else [float(v) for v in root_cam]}
+    millimetres: the root (pelvis) in camera space, or nil when it could not be placed. With
+    `with_camera_joints`, also joints3d_cam: joints3d + root_cam (nil without root_cam)."""
+    values = {"id": int(track_id), "bbox": [float(v) for v in bbox], "score": float(score),
+              "joints2d": joints2d.tolist(), "joints3d": joints3d.tolist(), "conf": conf.tolist(),
+              "tracked": bool(tracked), "root_cam": None if root_cam is None else [float(v) for v in root_cam]}
+    if with_camera_joints:
+        values["joints3d_cam"] = None if root_cam is None else (np.asarray(joints3d, np.float64)
+                                                                + np.asarray(root_cam, np.float64)).tolist()
+    return values
 
 
 def pose(stream: str, seq: int, t_capture: float, t_publish: float, size: tuple[int, int],

@@ -59,6 +59,7 @@ _OVERRIDES = {
     "publish_frames": ("publish", "frames_hz"), "frames_width": ("publish", "frames_width"),
     "overlay": ("publish", "overlay"), "curve_secret": ("publish", "curve_secret"),
     "curve_clients": ("publish", "curve_clients"), "publish_raw": ("publish", "raw"),
+    "joints3d_cam": ("publish", "camera_joints"),
     "vmc": ("publish", "vmc"), "vmc_person": ("publish", "vmc_person"), "vmc_stream": ("publish", "vmc_stream"),
     "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"),
 }
@@ -87,6 +88,8 @@ def add_parsers(verbs) -> None:
     camera = run.add_argument_group("camera (for each person's position in camera space, root_cam)")
     camera.add_argument("--focal", type=float, metavar="PX", help="focal length in pixels")
     camera.add_argument("--fov", type=float, metavar="DEG", help="horizontal field of view (default: 60 assumed)")
+    camera.add_argument("--joints3d-cam", action="store_true",
+                        help="also publish each person's joints in camera space (joints3d_cam, mm)")
     camera.add_argument("--calibration", metavar="FILE",
                         help="OpenCV calibration file (camera_matrix, distortion_coefficients)")
     group = run.add_argument_group("engine")

@@ -64,7 +64,7 @@ def test_any_field_of_a_valid_message_replaced_by_anything_is_refused_or_decoded
 
 
 @FUZZ
-@given(field=st.sampled_from([*schema.PERSON_FIELDS, "root_cam"]), value=VALUES)
+@given(field=st.sampled_from([*schema.PERSON_FIELDS, "root_cam", "joints3d_cam"]), value=VALUES)
 def test_any_field_of_a_person_replaced_by_anything_is_refused_or_decoded(field, value):
     message = valid_messages()[b"pose/cam"]
     message["people"][0][field] = value

@@ -28,7 +28,8 @@ def test_the_root_depth_is_within_ten_percent_with_the_true_camera(pipeline, sha
     calibration = tmp_path / "camera.json"
     calibration.write_text(json.dumps({"camera_matrix": matrix.tolist(), "image_width": 640, "image_height": 360}))
     run = pipeline("--source", f"demo={democlip.BUNDLED_CLIP}", "--every-frame", "--calibration", str(calibration),
-                   "--detector", str(shared_data / "models" / "yolox_nano.onnx"), "--wait-subscribers", "2")
+                   "--detector", str(shared_data / "models" / "yolox_nano.onnx"), "--joints3d-cam",
+                   "--wait-subscribers", "2")
     placed, meta = {}, None
     with PoseSubscriber(run.endpoint, topics=["pose", "meta"]) as subscriber:
         while True:
@@ -38,7 +39,9 @@ def test_the_root_depth_is_within_ten_percent_with_the_true_camera(pipeline, sha
             if isinstance(message, MetaMessage):
                 meta = message
             elif isinstance(message, PoseMessage) and message.people and message.people[0].root_cam is not None:
-                placed[message.seq] = message.people[0].root_cam
+                person = message.people[0]
+                assert np.allclose(person.joints3d_cam, person.joints3d + person.root_cam, atol=1e-3)
+                placed[message.seq] = person.root_cam
     assert run.wait() == 0, run.log
     assert meta.streams["demo"]["intrinsics"]["fx"] == pytest.approx(matrix[0, 0])
     assert meta.streams["demo"]["intrinsics"]["source"] == "calibration camera.json"
