@@ -56,13 +56,23 @@ def _measure(root: psutil.Process, names: dict[int, str]) -> tuple[dict[str, flo
     rss, fds = {}, {}
     for process in [root, *root.children(recursive=True)]:
         try:
-            name = names.get(process.pid) or f"pid {process.pid}"
+            name = names.get(process.pid) or _unnamed(process)
             with process.oneshot():
                 rss[name] = process.memory_info().rss / 2**20
                 fds[name] = process.num_fds()
         except psutil.Error:
             continue  # a process that just ended
     return rss, fds
+
+
+def _unnamed(process: psutil.Process) -> str:
+    """A process the run's log did not name: multiprocessing's resource tracker, or its pid."""
+    try:
+        if any("resource_tracker" in part for part in process.cmdline()):
+            return "resource tracker"
+    except psutil.Error:
+        pass
+    return f"pid {process.pid}"
 
 
 def soak(seconds: float, interval_s: float = 5.0, source: str | None = None, run_args: list[str] | None = None,
