@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
@@ -49,6 +50,29 @@ def _load(path: str | Path, secret: bool) -> tuple[bytes, bytes | None]:
     if public is None or len(public) != 40 or (secret and (secret_key is None or len(secret_key) != 40)):
         raise ConfigError(f"{path} is not a CURVE {what}: no 40-character Z85 key in it")
     return public, secret_key
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """A subscriber's CURVE keys: the server's public key file and this client's key pair file."""
+
+    server_key: str
+    secret: str
+
+    def __post_init__(self) -> None:
+        _load(self.server_key, secret=False)
+        _load(self.secret, secret=True)
+
+    def apply(self, socket: zmq.Socket) -> None:
+        secure_subscriber(socket, self.server_key, self.secret)
+
+
+def client_keys(server_key: str | None, secret: str | None) -> ClientKeys | None:
+    """From the two command-line flags: both or neither."""
+    if (server_key is None) != (secret is None):
+        raise ConfigError("CURVE needs both --curve-server-key (the publisher's NAME.key) and --curve-secret "
+                          "(this side's NAME.key_secret)")
+    return None if server_key is None else ClientKeys(server_key, secret)
 
 
 def check_secret(path: str | Path) -> None:

@@ -33,6 +33,7 @@ from mcap.writer import CompressionType, Writer
 from wildpose import __version__
 from wildpose.errors import ConfigError, WildPoseError
 from wildpose.stream import schema
+from wildpose.stream.auth import ClientKeys
 from wildpose.stream.config import check_endpoints, check_positive
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class RecordConfig:
     duration_s: float | None = None  # stop after this long
     idle_timeout_s: float | None = None  # stop once nothing arrived for this long (after the first message)
     receive_hwm: int = 100_000  # messages ZeroMQ may queue for the recorder before dropping
+    curve: ClientKeys | None = None  # for a publisher with CURVE on
 
     def __post_init__(self) -> None:
         check_endpoints("record", self.endpoints)
@@ -200,6 +202,8 @@ def record(config: RecordConfig, should_stop: Callable[[], bool]) -> RecordSumma
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RCVHWM, config.receive_hwm)
     socket.setsockopt(zmq.SUBSCRIBE, b"")  # every topic, also ones added after this recorder was written
+    if config.curve is not None:
+        config.curve.apply(socket)
     for endpoint in config.endpoints:
         socket.connect(endpoint)
     part = 0 if config.max_bytes else None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from wildpose.errors import ConfigError, PipelineError
-from wildpose.stream import schema
+from wildpose.stream import auth, schema
 from wildpose.stream.config import check_endpoints, check_positive
 from wildpose.stream.recording import RecordingError, RecordingReader
 
@@ -36,6 +36,8 @@ class ReplayConfig:
     wait_subscribers: int = 0
     send_hwm: int = 1000
     loop: bool = False
+    curve_secret: str | None = None  # CURVE as the pipeline's publisher: its key pair file ...
+    curve_clients: str | None = None  # ... and the folder of admitted subscribers' public keys
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -43,6 +45,12 @@ class ReplayConfig:
         check_endpoints("replay", (self.endpoint,))
         check_positive("replay", "wait_subscribers", self.wait_subscribers, integer=True, allow_zero=True)
         check_positive("replay", "send_hwm", self.send_hwm, integer=True)
+        if self.curve_clients is not None and self.curve_secret is None:
+            raise ConfigError("replay: --curve-clients needs --curve-secret (the publisher's key pair)")
+        if self.curve_secret is not None:
+            auth.check_secret(self.curve_secret)
+            if self.curve_clients is not None:
+                auth.check_clients(self.curve_clients)
 
 
 @dataclass
@@ -67,6 +75,10 @@ class _Replayer:
         self.socket.setsockopt(zmq.LINGER, _LINGER_MS)
         if not config.paced:
             self.socket.setsockopt(zmq.XPUB_NODROP, 1)  # as fast as possible, but never past a subscriber
+        self.authenticator = None
+        if config.curve_secret is not None:
+            self.authenticator = auth.secure_publisher(self.context, self.socket, config.curve_secret,
+                                                       config.curve_clients)
         try:
             self.socket.bind(config.endpoint)
         except zmq.ZMQError as exc:
@@ -144,6 +156,8 @@ class _Replayer:
 
     def close(self) -> None:
         self.socket.close()
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.context.term()
 
 

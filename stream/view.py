@@ -17,6 +17,7 @@ from pathlib import Path
 
 from wildpose.errors import ConfigError, WildPoseError
 from wildpose.stream import overlay, video_out
+from wildpose.stream.auth import ClientKeys
 from wildpose.stream.client import FrameMessage, MetaMessage, PoseMessage, PoseSubscriber, StatsMessage
 from wildpose.stream.config import OVERLAY_SUFFIXES, check_endpoints, check_positive
 
@@ -37,6 +38,7 @@ class ViewConfig:
     count: int | None = None  # stop after writing this many frames (all streams)
     duration_s: float | None = None
     idle_timeout_s: float | None = None  # stop once nothing arrived for this long (after the first frame)
+    curve: ClientKeys | None = None  # for a publisher with CURVE on
 
     def __post_init__(self) -> None:
         check_endpoints("view", self.endpoints)
@@ -73,8 +75,10 @@ def view(config: ViewConfig, should_stop: Callable[[], bool]) -> ViewSummary:
     started = time.monotonic()
     last_frame: float | None = None
     written = 0
+    curve = {} if config.curve is None else {"curve_server_key": config.curve.server_key,
+                                             "curve_secret": config.curve.secret}
     with PoseSubscriber(list(config.endpoints), streams=config.streams,
-                        topics=("pose", "frame", "stats", "meta")) as subscriber:
+                        topics=("pose", "frame", "stats", "meta"), **curve) as subscriber:
         try:
             while True:
                 now = time.monotonic()

@@ -26,6 +26,7 @@ from aiohttp import WSMsgType, web
 from wildpose import __version__
 from wildpose.errors import ConfigError, WildPoseError
 from wildpose.stream import client, schema
+from wildpose.stream.auth import ClientKeys
 from wildpose.stream.config import check_endpoints, check_positive
 from wildpose.training import joints
 
@@ -47,6 +48,7 @@ class WebConfig:
     endpoints: tuple[str, ...] = (client.DEFAULT_ENDPOINT,)
     port: int = 8080  # 0: any free port (the log says which)
     receive_hwm: int = 1000
+    curve: ClientKeys | None = None  # for a publisher with CURVE on
 
     def __post_init__(self) -> None:
         check_endpoints("web", self.endpoints)
@@ -196,6 +198,8 @@ async def _serve(config: WebConfig) -> None:
     socket.setsockopt(zmq.MAXMSGSIZE, schema.MAX_MESSAGE_BYTES)
     for prefix in _TOPICS:
         socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    if config.curve is not None:
+        config.curve.apply(socket)
     for endpoint in config.endpoints:
         socket.connect(endpoint)
     stop = asyncio.Event()

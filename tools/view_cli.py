@@ -92,12 +92,25 @@ def add_parsers(verbs) -> None:
     replay.add_argument("--send-hwm", type=int, default=1000,
                         help="paced: messages queued per subscriber before dropping (default 1000)")
     replay.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
+    replay.add_argument("--curve-secret", metavar="NAME.key_secret",
+                        help="encrypt with ZeroMQ CURVE using this key pair, as `wildpose run --curve-secret`")
+    replay.add_argument("--curve-clients", metavar="DIR",
+                        help="with --curve-secret: admit only subscribers whose NAME.key is in DIR")
     replay.set_defaults(handler=_replay)
 
 
 def _endpoints(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", action="append", dest="endpoints",
                         help=f"publisher endpoint, repeatable (default {_DEFAULT_ENDPOINT})")
+    parser.add_argument("--curve-server-key", metavar="NAME.key",
+                        help="the publisher's public key, when it runs with --curve-secret")
+    parser.add_argument("--curve-secret", metavar="NAME.key_secret", help="... and this side's key pair")
+
+
+def _curve(args: argparse.Namespace):
+    from wildpose.stream import auth
+
+    return auth.client_keys(args.curve_server_key, args.curve_secret)
 
 
 def _stops(parser: argparse.ArgumentParser, what: str) -> None:
@@ -111,7 +124,7 @@ def _view(args: argparse.Namespace) -> int:
 
     config = view.ViewConfig(endpoints=tuple(args.endpoints or [_DEFAULT_ENDPOINT]), output=args.output,
                              streams=tuple(args.streams) if args.streams else None, count=args.count,
-                             duration_s=args.duration, idle_timeout_s=args.idle_timeout)
+                             duration_s=args.duration, idle_timeout_s=args.idle_timeout, curve=_curve(args))
     should_stop, restore = _stop_on_signals()
     try:
         summary = view.view(config, should_stop)
@@ -125,7 +138,8 @@ def _view(args: argparse.Namespace) -> int:
 def _web(args: argparse.Namespace) -> int:
     from wildpose.stream import web
 
-    web.serve(web.WebConfig(endpoints=tuple(args.endpoints or [_DEFAULT_ENDPOINT]), port=args.port))
+    web.serve(web.WebConfig(endpoints=tuple(args.endpoints or [_DEFAULT_ENDPOINT]), port=args.port,
+                            curve=_curve(args)))
     return 0
 
 
@@ -137,7 +151,7 @@ def _record(args: argparse.Namespace) -> int:
 
     config = recording.RecordConfig(endpoints=tuple(args.endpoints or [_DEFAULT_ENDPOINT]), output=args.output,
                                     max_bytes=args.max_bytes, duration_s=args.duration,
-                                    idle_timeout_s=args.idle_timeout)
+                                    idle_timeout_s=args.idle_timeout, curve=_curve(args))
     should_stop, restore = _stop_on_signals()
     try:
         summary = recording.record(config, should_stop)
@@ -164,7 +178,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     config = replay.ReplayConfig(paths=tuple(args.recordings), endpoint=args.publish,
                                     paced=not args.as_fast_as_possible, wait_subscribers=args.wait_subscribers,
-                                    send_hwm=args.send_hwm, loop=args.loop)
+                                    send_hwm=args.send_hwm, loop=args.loop, curve_secret=args.curve_secret,
+                                    curve_clients=args.curve_clients)
     should_stop, restore = _stop_on_signals()
     try:
         replay.replay(config, should_stop)

@@ -107,3 +107,29 @@ def test_keys_are_made_once_and_the_secret_is_owner_only(tmp_path):
         auth.generate_keys(tmp_path, "door")
     with pytest.raises(ConfigError, match="letters, digits"):
         auth.generate_keys(tmp_path, "../escape")
+
+
+def test_replay_and_record_speak_curve_too(keys, recorded_session, command, tmp_path):
+    """A CURVE replay reaches a recorder with a listed key, byte for byte; one without keys records nothing."""
+    from wildpose.stream import recording
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    listed, plain = tmp_path / "listed.mcap", tmp_path / "plain.mcap"
+    keyed = command("record", "--endpoint", endpoint, "--output", str(listed), "--idle-timeout", "2",
+                    "--curve-server-key", str(keys["server"][0]), "--curve-secret", str(keys["allowed"][1]))
+    unkeyed = command("record", "--endpoint", endpoint, "--output", str(plain), "--duration", "8")
+    replay = command("replay", str(recorded_session.path), "--publish", endpoint, "--as-fast-as-possible",
+                     "--wait-subscribers", "1", "--curve-secret", str(keys["server"][1]),
+                     "--curve-clients", str(keys["clients"]))
+    assert replay.wait(timeout=60) == 0, replay.log
+    assert keyed.wait(timeout=30) == 0, keyed.log
+    assert unkeyed.wait(timeout=30) == 0, unkeyed.log
+    got, _ = recording.read_all(listed)
+    sent = [m for m in recorded_session.messages if m.topic != "meta"]
+    assert [m.payload for m in got if m.topic != "meta"] == [m.payload for m in sent]
+    assert recording.read_all(plain)[0] == []
+
+
+def test_a_subscriber_with_half_the_keys_gets_one_clear_line(keys):
+    assert_one_error_line(wildpose("record", "--output", "x.mcap", "--curve-secret", str(keys["allowed"][1])),
+                          "needs both")
