@@ -110,7 +110,16 @@ def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event,
         socket.close(linger=0)
         context.term()
         return
-    publisher = _Publisher(socket, args, counters_arrays, depth_queues, views)
+    try:
+        publisher = _Publisher(socket, args, counters_arrays, depth_queues, views)
+    except WildPoseError as exc:  # e.g. a VMC host that does not resolve
+        control_queue.put(("fatal", "publish", str(exc)))
+        views.close()
+        if authenticator is not None:
+            authenticator.stop()
+        socket.close(linger=0)
+        context.term()
+        return
     control_queue.put(("listening", "publish", args.config.endpoint))
     try:
         while publisher.subscriptions < args.config.wait_subscribers and not stop_event.is_set():

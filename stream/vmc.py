@@ -14,12 +14,12 @@ solved it (camera space, in metres, Y up), else 1 m above the origin.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 
 import numpy as np
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.udp_client import SimpleUDPClient
 from scipy.spatial.transform import Rotation
 
 from wildpose.errors import ConfigError
@@ -76,7 +76,14 @@ class VmcSender:
     def __init__(self, target: str, person: int | None = None) -> None:
         self.host, self.port = parse_target(target)
         self.person = person
-        self.client = SimpleUDPClient(self.host, self.port)
+        # a connected UDP socket, so that "nothing listens there" comes back as an error to report
+        # (an unconnected one, as python-osc's client uses, never hears of it)
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.socket.connect((self.host, self.port))
+        except OSError as exc:
+            self.socket.close()
+            raise ConfigError(f"--vmc {self.host}:{self.port}: {exc.strerror or exc}") from None
         self.started = time.monotonic()
         self.sent = 0
         self.failed = 0
@@ -103,7 +110,7 @@ class VmcSender:
         bundle.add_content(_message("/VMC/Ext/OK", [1]))
         bundle.add_content(_message("/VMC/Ext/T", [float(time.monotonic() - self.started)]))
         try:
-            self.client.send(bundle.build())
+            self.socket.send(bundle.build().dgram)
             self.sent += 1
         except OSError as exc:
             self.failed += 1

@@ -68,12 +68,14 @@ def test_a_receiver_that_is_not_there_stops_nothing(pipeline, walker_clip):
                    "--vmc", f"127.0.0.1:{free_port()}")
     assert run.wait() == 0, run.log
     assert "published 48" in run.log
+    assert len(re.findall(r"VMC: cannot send to 127\.0\.0\.1:\d+ \(Connection refused\)", run.log)) == 1, run.log
 
 
 @pytest.mark.parametrize("args, fragment", [
     (["--vmc", "localhost:notaport"], "expects HOST:PORT"),
     (["--vmc", "127.0.0.1:70000"], "port must be 1..65535"),
     (["--vmc", "127.0.0.1:39539", "--vmc-stream", "door"], "is not a stream of this run"),
+    (["--vmc", "no-such-host.invalid:39539"], "--vmc no-such-host.invalid:39539"),
 ])
 def test_bad_vmc_settings_get_one_clear_line(walker_clip, args, fragment):
     assert_one_error_line(wildpose("run", "--source", f"walker={walker_clip}", *args), fragment)
