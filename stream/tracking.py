@@ -90,26 +90,27 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(iou_matrix(np.asarray(a)[None], np.asarray(b)[None])[0, 0])
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """`(len(a), len(b))` IoU of every pair of boxes of `(N, 4)` and `(M, 4)`."""
+def _overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection areas `(len(a), len(b))` and each box's own area, for `(N, 4)` and `(M, 4)` boxes."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
     low = np.maximum(a[:, None, :2], b[None, :, :2])
     high = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(high - low, 0, None), axis=2)
     area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
     area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    return inter, area_a, area_b
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`(len(a), len(b))` IoU of every pair of boxes of `(N, 4)` and `(M, 4)`."""
+    inter, area_a, area_b = _overlaps(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def containment_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`(len(a), len(b))` intersection over the smaller of the two areas, for every pair of boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    inter, area_a, area_b = _overlaps(a, b)
     smaller = np.minimum(area_a[:, None], area_b[None, :])
     return np.where(smaller > 0, inter / np.where(smaller > 0, smaller, 1.0), 0.0)
 

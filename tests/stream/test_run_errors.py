@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 
 import pytest
+from support import assert_one_error_line, wildpose
 
 from wildpose.tools import democlip
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wildpose.tools.cli", "run", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "WILDPOSE_DEBUG": ""})
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    assert result.returncode != 0, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("wildpose: error:")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
+    return wildpose("run", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
