@@ -51,6 +51,7 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # box centre, pixels per source frame
     detected_box: np.ndarray | None = None  # the last detection's box and its frame, for the velocity
     detected_seq: int = -1
+    lost_seq: int = -1  # the source frame at which detection gave it up
 
     def predicted(self, seq: int) -> np.ndarray:
         """The box moved on to source frame `seq` at the track's velocity (constant-velocity model)."""
@@ -184,8 +185,11 @@ class PeopleTracker:
             if box is None or confidence < self.config.min_confidence:
                 track.lost = True
             elif seq >= track.box_seq:  # not older than the detection that placed it
-                track.box, track.score, track.lost, track.last_seen = box, confidence, False, self.frame
-                track.box_seq = seq
+                track.box, track.box_seq, track.score = box, seq, confidence
+                # A pose of a frame cropped before detection gave the track up still moves its box
+                # (for re-association) but does not revive it: that pose may be of an empty crop.
+                if seq > track.lost_seq:
+                    track.lost, track.last_seen = False, self.frame
 
     def _detect(self, frame: np.ndarray) -> list[PersonRegion]:
         self.detections_run += 1
@@ -222,7 +226,9 @@ class PeopleTracker:
             # one in an empty crop too): stop cropping, but keep the id for `max_missed` frames.
             track.detector_misses += 1
             if track.detector_misses >= _MISSES_TO_LOSE:
-                track.lost = True
+                # lost from this frame on: pose feedback of earlier frames, still on their way back
+                # from smoothing, must not revive it (a pose network finds a "person" in an empty crop)
+                track.lost, track.lost_seq = True, self.seq
             else:
                 self.recheck = True
                 regions.append(self._region(track.track_id, Detection(track.predicted(self.seq), track.score),

@@ -246,3 +246,17 @@ def test_crossing_people_keep_their_ids_by_where_they_were_heading():
         regions = tracker.regions(FRAME, seq=seq)
     ids = {r.track_id: r.box[0] for r in regions}
     assert ids[1] > ids[2]  # A (id 1, from the left) is now on the right
+
+
+def test_late_feedback_does_not_revive_a_person_the_detector_lost():
+    """In a pipeline, poses of frames cropped before the detector gave up on a person arrive after it
+    did; they must not bring the person back (a ghost on an empty crop)."""
+    detector = ScriptedDetector([person(100, 100, 200, 400)], [], [])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=5), input_size=192)
+    tracker.regions(FRAME, seq=0)
+    for seq in range(1, 5):
+        tracker.regions(FRAME, seq=seq)
+    tracker.regions(FRAME, seq=5)  # periodic detection: missed once
+    assert tracker.regions(FRAME, seq=6) == []  # missed twice: lost
+    tracker.on_poses(3, [(1, np.array([100.0, 100, 200, 400]), 0.9)])  # a confident pose of frame 3
+    assert tracker.regions(FRAME, seq=7) == []
