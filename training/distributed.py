@@ -68,6 +68,9 @@ def setup(device: str) -> Context:
 
 def teardown(context: Context) -> None:
     if context.distributed and dist.is_initialized():
+        # every rank reaches the end before any leaves: a gloo rank that destroys the group while
+        # another still talks to it can hang (seen once in a test run: training done, one rank stuck)
+        dist.barrier()
         dist.destroy_process_group()
 
 
