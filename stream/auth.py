@@ -75,6 +75,18 @@ def client_keys(server_key: str | None, secret: str | None) -> ClientKeys | None
     return None if server_key is None else ClientKeys(server_key, secret)
 
 
+def check_server_keys(what: str, secret: str | None, clients: str | None) -> None:
+    """A publisher's CURVE settings, checked before any process starts: clients need a secret, and
+    both files must be what they claim."""
+    if clients is not None and secret is None:
+        raise ConfigError(f"{what}: curve_clients (--curve-clients) needs curve_secret (--curve-secret), "
+                          "the publisher's key pair")
+    if secret is not None:
+        check_secret(secret)
+        if clients is not None:
+            check_clients(clients)
+
+
 def check_secret(path: str | Path) -> None:
     """Refuse a secret key file that is missing or not a key, before any process starts."""
     _load(path, secret=True)

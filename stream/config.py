@@ -270,14 +270,10 @@ class PublishConfig:
             vmc.parse_target(self.vmc)
         if self.vmc_person is not None:
             _positive("publish", "vmc_person", self.vmc_person, integer=True)
-        if self.curve_clients is not None and self.curve_secret is None:
-            raise ConfigError("publish.curve_clients needs publish.curve_secret (the publisher's key pair)")
-        if self.curve_secret is not None:
+        if self.curve_secret is not None or self.curve_clients is not None:
             from wildpose.stream import auth
 
-            auth.check_secret(self.curve_secret)
-            if self.curve_clients is not None:
-                auth.check_clients(self.curve_clients)
+            auth.check_server_keys("publish", self.curve_secret, self.curve_clients)
 
     def _check_overlay(self) -> None:
         if not isinstance(self.overlay, str) or not self.overlay:

@@ -45,12 +45,7 @@ class ReplayConfig:
         check_endpoints("replay", (self.endpoint,))
         check_positive("replay", "wait_subscribers", self.wait_subscribers, integer=True, allow_zero=True)
         check_positive("replay", "send_hwm", self.send_hwm, integer=True)
-        if self.curve_clients is not None and self.curve_secret is None:
-            raise ConfigError("replay: --curve-clients needs --curve-secret (the publisher's key pair)")
-        if self.curve_secret is not None:
-            auth.check_secret(self.curve_secret)
-            if self.curve_clients is not None:
-                auth.check_clients(self.curve_clients)
+        auth.check_server_keys("replay", self.curve_secret, self.curve_clients)
 
 
 @dataclass

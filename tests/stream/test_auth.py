@@ -94,7 +94,7 @@ def test_bad_keys_get_one_clear_line(keys, walker_clip, tmp_path):
     assert_one_error_line(wildpose("run", "--source", str(walker_clip), "--curve-secret", str(keys["server"][1]),
                                    "--curve-clients", str(tmp_path)), "holds no NAME.key file")
     assert_one_error_line(wildpose("run", "--source", str(walker_clip), "--curve-clients", str(keys["clients"])),
-                          "needs publish.curve_secret")
+                          "needs curve_secret")
     assert_one_error_line(wildpose("subscribe", "--curve-server-key", str(keys["server"][0]), "--timeout", "1"),
                           "needs both")
 
