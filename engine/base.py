@@ -60,9 +60,28 @@ class Backend(abc.ABC):
         check_batch(batch, self.input_size)
         return self._infer(np.ascontiguousarray(batch))
 
+    def staging(self, rows: int) -> np.ndarray:
+        """A writable uint8 `(rows, S, S, 3)` buffer to cut or copy crops into before `infer_crops`
+        (its prefix); reused between calls. GPU backends hand out pinned memory they upload from
+        directly, so the crops are copied once on their way to the device."""
+        size = self.input_size
+        buffer = getattr(self, "_staging_buffer", None)
+        if buffer is None or len(buffer) < rows:
+            buffer = self._staging_buffer = np.empty((rows, size, size, 3), np.uint8)
+        return buffer[:rows]
+
+    def infer_crops(self, crops: np.ndarray) -> EngineOutput:
+        """Run the model on uint8 RGB crops `(N, S, S, 3)` as the pipeline cuts them; GPU backends
+        upload them as they are and normalise on the device."""
+        check_crops(crops, self.input_size)
+        return self._infer(crops_to_input(crops))
+
     @abc.abstractmethod
     def _infer(self, batch: np.ndarray) -> EngineOutput:
         """Backend-specific inference on an already checked, contiguous batch."""
+
+    def prepare(self) -> None:  # noqa: B027 (optional hook: only compiled backends need it)
+        """Do the slow one-time work (compiling, capturing) now rather than on the first batch."""
 
     def close(self) -> None:  # noqa: B027 (optional hook: most runtimes free themselves)
         """Release the runtime's resources; the backend cannot be used afterwards."""
@@ -72,6 +91,20 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def crops_to_input(crops: np.ndarray) -> np.ndarray:
+    """`(N, S, S, 3)` uint8 RGB -> `(N, 3, S, S)` float32 in [0, 1], the engines' input."""
+    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1.0 / 255.0)
+
+
+def check_crops(crops: object, input_size: int) -> None:
+    """Raise `InputError` unless `crops` is a uint8 array of shape `(N, input_size, input_size, 3)`."""
+    expected = f"(N, {input_size}, {input_size}, 3) uint8 RGB"
+    if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 4 \
+            or crops.shape[0] < 1 or crops.shape[1:] != (input_size, input_size, 3):
+        found = f"{crops.dtype} {crops.shape}" if isinstance(crops, np.ndarray) else type(crops).__name__
+        raise InputError(f"engine crops must be {expected}, got {found}")
 
 
 def check_batch(batch: object, input_size: int) -> None:

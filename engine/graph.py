@@ -22,5 +22,7 @@ class DecodedPoseNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         stack_heatmaps, depth = self.network(image)
-        coords, conf = heatmaps.decode(stack_heatmaps[-1])
-        return heatmaps.heatmap_to_crop(coords, HEATMAP_STRIDE), conf, depth
+        # Decoded in float32 whatever the network computes in: a quarter-pixel step and a peak's
+        # neighbours compared in fp16 could round differently from the float32 reference.
+        coords, conf = heatmaps.decode(stack_heatmaps[-1].float())
+        return heatmaps.heatmap_to_crop(coords, HEATMAP_STRIDE), conf, depth.float()

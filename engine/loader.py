@@ -2,35 +2,102 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
 from wildpose.engine.base import Backend
 from wildpose.engine.cache import cache_dir
-from wildpose.engine.metadata import sha256_file
+from wildpose.engine.metadata import EngineMetadata, sha256_file
 from wildpose.errors import BackendUnavailableError, ModelFileError
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
-def load(model_path: str | Path | None = None, backend: str = "auto", *, device: str = "cpu",
-         threads: int | None = None, spin: bool = True) -> Backend:
+def load(model_path: str | Path | None = None, backend: str = "auto", *, device: str = "auto",
+         threads: int | None = None, spin: bool = True, precision: str | None = None,
+         compile: bool | None = None, calibration: list | None = None) -> Backend:
     """Open `model_path` (an `.onnx` file or a `.pt` checkpoint; None: the embedded default).
 
-    backend: "auto" (ONNX Runtime on this CPU machine), "onnxruntime", "torch" or "tensorrt".
-    A checkpoint given to ONNX Runtime is exported once and cached by its sha256.
+    backend: "auto", "onnxruntime", "torch" or "tensorrt". "auto" takes the fastest that can run here
+    (TensorRT, then torch on CUDA, then ONNX Runtime on the CPU) and logs its choice.
+    device: "auto" (a GPU when there is one), "cpu" or "cuda".
+    precision: fp32/fp16/bf16 (torch), fp32/fp16/int8 (tensorrt; int8 needs `calibration` batches);
+    None: each backend's default. compile: torch on CUDA only (None: on).
+    A checkpoint given to ONNX Runtime or TensorRT is exported to ONNX once and cached by its sha256.
     """
+    backend, device = choose(backend, device, model_path)
     path = resolve(model_path, backend)
     if backend == "torch":
         from wildpose.engine.torch_backend import TorchBackend
 
-        return TorchBackend(path, device=device, threads=threads)
+        return TorchBackend(path, device=device, threads=threads, precision=precision, compile=compile)
+    if backend == "tensorrt":
+        from wildpose.engine.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(path, precision=precision or "fp16", calibration=calibration)
     from wildpose.engine.onnxruntime_backend import OnnxRuntimeBackend
 
+    if precision not in (None, "fp32"):
+        raise BackendUnavailableError(f"onnxruntime runs the ONNX file in fp32; --precision {precision} "
+                                      "needs --backend torch or tensorrt on a GPU")
     return OnnxRuntimeBackend(path, device=device, threads=threads, spin=spin)
+
+
+def read_metadata(model_path: str | Path, backend: str) -> EngineMetadata:
+    """The model's metadata, checked the way `backend` will open it, without starting a GPU runtime
+    (the pipeline's supervisor calls this; the inference process loads the engine itself)."""
+    if backend in ("torch", "onnxruntime"):
+        with load(model_path, backend, device="cpu", threads=1) as engine:
+            return engine.metadata
+    from wildpose.engine import onnx_file
+
+    return onnx_file.load_verified(model_path)[1]
+
+
+def gpu_present() -> bool:
+    """Whether the NVIDIA driver reports a GPU; cheap, and imports nothing (no torch on CPU machines)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def choose(backend: str, device: str, model_path: str | Path | None = None) -> tuple[str, str]:
+    """Resolve "auto" backend and device to what runs here; logs the choice when it was "auto"."""
+    if device not in DEVICES:
+        raise BackendUnavailableError(f"unknown device {device!r}; choose one of {list(DEVICES)}")
+    if backend not in BACKENDS:
+        raise BackendUnavailableError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if backend != "auto":
+        if device == "auto":
+            device = "cuda" if backend == "tensorrt" or (backend == "torch" and _torch_cuda()) else "cpu"
+        return backend, device
+    if device != "cpu" and gpu_present():
+        if importlib.util.find_spec("tensorrt") is not None:
+            log.info("backend auto: TensorRT on the GPU")
+            return "tensorrt", "cuda"
+        is_onnx = model_path is not None and str(model_path).endswith(".onnx")
+        if _torch_cuda() and not is_onnx:
+            log.info("backend auto: torch on CUDA (TensorRT is not installed)")
+            return "torch", "cuda"
+        log.info("backend auto: onnxruntime on the CPU (%s)", "an .onnx file needs TensorRT or onnxruntime"
+                 if is_onnx else "PyTorch sees no CUDA device")
+        return "onnxruntime", "cpu"
+    if device == "cuda":
+        raise BackendUnavailableError("--device cuda was asked for, but no NVIDIA GPU is present here; "
+                                      "use --device cpu")
+    return "onnxruntime", "cpu"
+
+
+def _torch_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def resolve(model_path: str | Path | None, backend: str = "auto") -> Path:
@@ -38,9 +105,6 @@ def resolve(model_path: str | Path | None, backend: str = "auto") -> Path:
     export of a checkpoint for ONNX Runtime. Checks the backend name and the file type."""
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
-    if backend == "tensorrt":
-        raise BackendUnavailableError("the tensorrt backend is not implemented yet (the GPU engines "
-                                      "issue adds it); use --backend onnxruntime or torch")
     if model_path is None:
         from wildpose.engine import default_model
 

@@ -1,4 +1,5 @@
-"""PyTorch backend: runs a checkpoint directly, on the CPU or a CUDA device."""
+"""PyTorch backend: runs a checkpoint directly, on the CPU (eager float32, the reference) or on a
+CUDA device (by default fp16, batch norm folded, channels-last, compiled, replayed as CUDA graphs)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import numpy as np
 import torch
 
 from wildpose import __version__
-from wildpose.engine.base import Backend, EngineOutput
+from wildpose.engine.base import Backend, EngineOutput, check_crops
 from wildpose.engine.graph import DecodedPoseNet
 from wildpose.engine.metadata import EngineMetadata, sha256_file
+from wildpose.engine.torch_optimize import fold_batchnorm, precision_dtype
 from wildpose.errors import BackendUnavailableError, ConfigError
 from wildpose.training import checkpoint
 
@@ -19,17 +21,29 @@ log = logging.getLogger(__name__)
 
 
 class TorchBackend(Backend):
-    """Eager PyTorch on a checkpoint (`.pt`); the reference the other backends are tested against."""
+    """PyTorch on a checkpoint (`.pt`); on the CPU, the reference the other backends are tested against.
+
+    precision: "fp32", "fp16" or "bf16" (None: fp16 on CUDA, fp32 on the CPU, which only runs fp32).
+    compile: CUDA only (None: on): fold batch norm, `torch.compile`, and replay CUDA graphs captured
+    per batch size in `graph_batches`. Off: plain eager PyTorch in `precision`, channels-last.
+    """
 
     name = "torch"
 
-    def __init__(self, checkpoint_path: str | Path, *, device: str = "cpu",
-                 threads: int | None = None) -> None:
+    def __init__(self, checkpoint_path: str | Path, *, device: str = "cpu", threads: int | None = None,
+                 precision: str | None = None, compile: bool | None = None,
+                 graph_batches: tuple[int, ...] | None = None) -> None:
+        if device not in ("cpu", "cuda"):
+            raise ConfigError(f"torch device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailableError("the torch backend was asked for cuda, but PyTorch sees no "
                                           "CUDA device here; use --device cpu")
-        if device not in ("cpu", "cuda"):
-            raise ConfigError(f"torch device must be 'cpu' or 'cuda', got {device!r}")
+        on_cuda = device == "cuda"
+        precision = precision or ("fp16" if on_cuda else "fp32")
+        dtype = precision_dtype(precision)
+        if not on_cuda and (precision != "fp32" or compile):
+            raise ConfigError("the torch backend runs eager float32 on the CPU; --precision fp16/bf16, "
+                              "compiling and CUDA graphs need --device cuda")
         if threads is not None:
             if threads < 1:
                 raise ConfigError(f"threads must be a positive integer, got {threads}")
@@ -41,14 +55,70 @@ class TorchBackend(Backend):
             git_commit=info.git_commit,
         )
         self.device = device
-        self._graph = DecodedPoseNet(network).eval().to(device)
-        log.info("loaded %s with torch %s on %s (%s)", checkpoint_path, torch.__version__, device,
-                 self.metadata.weights)
+        self.precision = precision
+        self._graph = DecodedPoseNet(network).eval()
+        self._runner = None
+        if on_cuda:
+            from wildpose.engine.torch_cuda import GRAPH_BATCHES, CudaGraphRunner
+
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+            compile = True if compile is None else compile
+            if compile:
+                fold_batchnorm(self._graph)
+            self._runner = CudaGraphRunner(self._graph, self.input_size, dtype, compile=compile,
+                                           graphs=compile, batches=graph_batches or GRAPH_BATCHES)
+            self.optimizations = (f"{precision}, BN folded, channels-last, compiled, CUDA graphs" if compile
+                                  else f"{precision}, channels-last, eager")
+        else:
+            self.optimizations = "eager fp32"
+        log.info("loaded %s with torch %s on %s (%s; %s)", checkpoint_path, torch.__version__, device,
+                 self.optimizations, self.metadata.weights)
+
+    def describe(self) -> str:
+        return super().describe() + f", {self.optimizations}"
+
+    def prepare(self, kinds: tuple[str, ...] = ("uint8",)) -> None:
+        """CUDA: compile and capture every batch size now instead of on first use (logged with timing)."""
+        if self._runner is None:
+            return
+        log.info("preparing %s for CUDA (the first start compiles; later ones read the inductor cache)",
+                 self.optimizations)
+        try:
+            seconds = self._runner.prepare(kinds)
+        except Exception as exc:  # inductor, Triton and the CUDA driver raise many unrelated types
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise BackendUnavailableError(f"compiling the network for CUDA failed ({type(exc).__name__}: "
+                                          f"{reason}); run with --no-compile for plain eager PyTorch") from exc
+        log.info("CUDA graphs for batches %s ready in %.1f s", list(self._runner.batches), seconds)
+        self.prepare_seconds = seconds
+
+    def device_timer(self):
+        """CUDA only: `timer(batch, seconds)` -> ms per batch with the input already on the GPU."""
+        if self._runner is None:
+            raise ConfigError("on-device timing needs the torch backend on cuda")
+        return self._runner.time_on_device
 
     def _infer(self, batch: np.ndarray) -> EngineOutput:
+        if self._runner is not None:
+            return EngineOutput(*self._runner.run("float32", batch))
         with torch.inference_mode():
-            joints2d, conf, depth = self._graph(torch.from_numpy(batch).to(self.device))
-        return EngineOutput(joints2d.cpu().numpy(), conf.cpu().numpy(), depth.cpu().numpy())
+            joints2d, conf, depth = self._graph(torch.from_numpy(batch))
+        return EngineOutput(joints2d.numpy(), conf.numpy(), depth.numpy())
+
+    def staging(self, rows: int) -> np.ndarray:
+        runner = self._runner
+        if runner is not None and runner.staging_array is not None and rows <= len(runner.staging_array):
+            return runner.staging_array[:rows]
+        return super().staging(rows)
+
+    def infer_crops(self, crops: np.ndarray) -> EngineOutput:
+        if self._runner is None:
+            return super().infer_crops(crops)
+        check_crops(crops, self.input_size)
+        return EngineOutput(*self._runner.run("uint8", np.ascontiguousarray(crops)))
 
     def close(self) -> None:
-        self._graph = None
+        self._graph = self._runner = None
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+

@@ -152,18 +152,30 @@ class SourceConfig:
 @dataclass(frozen=True)
 class EngineConfig:
     model: str | None = None  # .onnx or .pt; None: the embedded default model
-    backend: str = "auto"
-    device: str = "cpu"
+    backend: str = "auto"  # auto: TensorRT, then torch on CUDA, then onnxruntime on the CPU
+    device: str = "auto"  # auto: a GPU when there is one; cpu; cuda
     threads: int | None = None  # inference threads; None: the runtime's default
+    precision: str | None = None  # fp32/fp16/bf16 (torch), fp32/fp16/int8 (tensorrt); None: the backend's default
+    compile: bool = True  # torch on CUDA: torch.compile + CUDA graphs (off: eager, for debugging)
+    int8_calibration: str | None = None  # tensorrt int8: a video whose frames calibrate the engine
     max_batch: int = 8  # crops per inference call, across all sources
     batch_wait_ms: float = 2.0  # how long the first crop waits for others to fill a batch
     spin: bool = False  # ONNX Runtime thread spinning: off leaves the cores to capture and decode
 
     def __post_init__(self) -> None:
-        from wildpose.engine.loader import BACKENDS  # engine is below stream: the import is one-way
+        from wildpose.engine.loader import BACKENDS, DEVICES  # engine is below stream: the import is one-way
 
         if self.backend not in BACKENDS:
             raise ConfigError(f"engine.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"engine.device must be one of {list(DEVICES)}, got {self.device!r}")
+        if self.precision not in (None, "fp32", "fp16", "bf16", "int8"):
+            raise ConfigError(f"engine.precision must be fp32, fp16, bf16 or int8, got {self.precision!r}")
+        if self.precision == "int8" and not self.int8_calibration:
+            raise ConfigError("engine.precision int8 needs engine.int8_calibration (--int8-calibration VIDEO): "
+                              "real footage, or the bundled demo clip")
+        if self.int8_calibration and not Path(self.int8_calibration).is_file():
+            raise ConfigError(f"engine.int8_calibration file not found: {self.int8_calibration}")
         if self.threads is not None:
             _positive("engine", "threads", self.threads, integer=True)
         _positive("engine", "max_batch", self.max_batch, integer=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from wildpose.engine.base import crops_to_input
+
 # Context around a person's tight box: the reference crops MPII at 1.25 x its scale box.
 DEFAULT_PADDING = 1.25
 
@@ -43,9 +45,7 @@ def cut(frame: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
-def to_model_input(crops: np.ndarray) -> np.ndarray:
-    """`(N, S, S, 3)` uint8 RGB -> `(N, 3, S, S)` float32 in [0, 1], the engines' input."""
-    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1.0 / 255.0)
+to_model_input = crops_to_input  # `(N, S, S, 3)` uint8 -> `(N, 3, S, S)` float32 in [0, 1]
 
 
 def crop_to_frame(points: np.ndarray, affine: np.ndarray) -> np.ndarray:

@@ -12,10 +12,8 @@ import queue
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from wildpose.errors import WildPoseError
-from wildpose.stream import crop, process
+from wildpose.stream import process
 from wildpose.stream.config import EngineConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket
 from wildpose.stream.shm import RingSpec, SlotRing
@@ -29,7 +27,8 @@ _POLL_S = 0.1
 @dataclass(frozen=True)
 class InferArgs:
     model_path: str  # resolved by the supervisor: never None here
-    engine: EngineConfig
+    engine: EngineConfig  # backend and device resolved by the supervisor: never "auto" here
+    input_size: int
     crop_rings: dict[str, RingSpec]
 
 
@@ -38,9 +37,20 @@ def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, cont
     process.init_child(log_level, weights_label)
     from wildpose.engine import load
 
+    config = args.engine
     try:
-        engine = load(args.model_path, args.engine.backend, device=args.engine.device,
-                      threads=args.engine.threads, spin=args.engine.spin)
+        calibration = None
+        if config.precision == "int8":
+            from wildpose.stream.calibration import calibration_batches
+
+            calibration = calibration_batches(config.int8_calibration, args.input_size)
+        # On a GPU the host side only copies: one thread, so that idle OpenMP workers spinning after
+        # each copy do not take the cores that capture and preprocessing of many streams need.
+        threads = config.threads if config.threads is not None or config.device == "cpu" else 1
+        engine = load(args.model_path, config.backend, device=config.device, threads=threads,
+                      spin=config.spin, precision=config.precision, compile=config.compile,
+                      calibration=calibration)
+        engine.prepare()  # CUDA: compile and capture every batch size before the first frame
     except WildPoseError as exc:
         control_queue.put(("fatal", "infer", str(exc)))
         return
@@ -88,21 +98,24 @@ def _gather(in_queue, first, max_batch: int, wait_s: float) -> list:
 def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters]) -> list:
     """Infer every person of every ticket in one engine call and attach the outputs.
 
-    Returns the batch, in order, without tickets whose crops were overwritten before they could be
-    read (each counted as a `crop_overrun` drop).
+    Crops are copied from the rings straight into the engine's staging buffer (pinned memory on a
+    GPU). Returns the batch, in order, without tickets whose crops were overwritten before they could
+    be read (each counted as a `crop_overrun` drop).
     """
-    kept, owners, images = [], [], []
+    rows = sum(len(item.people) for item in batch if isinstance(item, FrameTicket))
+    staging = engine.staging(rows) if rows else None
+    kept, owners, filled = [], [], 0
     for item in batch:
         if isinstance(item, FrameTicket) and item.people:
-            crops = rings[item.stream].read(item.crop_seq)
-            if crops is None or len(crops) != len(item.people):
+            shape = rings[item.stream].read_into(item.crop_seq, staging[filled:])
+            if shape is None or shape[0] != len(item.people):
                 counters[item.stream].add("drop_crop_overrun")
                 continue
             owners.append(item)
-            images.append(crops)
+            filled += shape[0]
         kept.append(item)
-    if images:
-        out = engine.infer(crop.to_model_input(np.concatenate(images)))
+    if filled:
+        out = engine.infer_crops(staging[:filled])
         index = 0
         for ticket in owners:
             for person in ticket.people:
@@ -116,5 +129,3 @@ def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Co
             item.times["infer"] = now
             counters[item.stream].add("inferred")
     return kept
-
-

@@ -15,6 +15,7 @@ import queue
 import time
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from wildpose.stream import crop, detect, process
@@ -39,11 +40,16 @@ class PreprocessArgs:
     tracking: TrackingConfig
     detector: detect.DetectorSpec
     latest_only: bool  # realtime: skip to the newest frame; every-frame: process all in order
+    # OpenCV threads of this process: its share of the cores. OpenCV's pool spin-waits after each
+    # call, so dozens of streams with a full pool each starve the single-process stages.
+    cv_threads: int = 0  # 0: OpenCV's default
 
 
 def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_array, stop_event,
          log_level: int, weights_label: str | None) -> None:
     process.init_child(log_level, weights_label)
+    if args.cv_threads:
+        cv2.setNumThreads(args.cv_threads)
     frames, crops = SlotRing.attach(args.frame_ring), SlotRing.attach(args.crop_ring)
     counters = Counters(counters_array)
     tracker = PeopleTracker(detect.build(args.detector), args.tracking, args.input_size)

@@ -24,7 +24,7 @@ import numpy as np
 import zmq
 
 from wildpose.errors import WildPoseError
-from wildpose.stream import auth, overlay, process, schema, video_out, vmc
+from wildpose.stream import auth, overlay, process, schema, video_out
 from wildpose.stream.client import Person
 from wildpose.stream.config import PublishConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket
@@ -146,7 +146,11 @@ class _Publisher:
         self.depth_queues = depth_queues
         self.subscriptions = 0
         config = args.config
-        self.vmc = vmc.VmcSender(config.vmc, config.vmc_person) if config.vmc else None
+        self.vmc = None
+        if config.vmc:
+            from wildpose.stream import vmc  # SciPy and python-osc are loaded only for VMC
+
+            self.vmc = vmc.VmcSender(config.vmc, config.vmc_person)
         self.vmc_stream = config.vmc_stream or args.streams[0]
         if self.vmc is not None:
             log.info("VMC: sending %s of stream %s to %s:%d", f"person {config.vmc_person}" if config.vmc_person

@@ -73,18 +73,35 @@ class SlotRing:
 
     def read(self, seq: int) -> np.ndarray | None:
         """A copy of the array stored under `seq`, or None if it was overwritten (or never written)."""
-        slot = seq % self.spec.slots
-        header = self._header(slot)
+        shape = self._stored_shape(seq)
+        if shape is None:
+            return None
+        copy = self._data(seq % self.spec.slots, shape).copy()
+        if self._header(seq % self.spec.slots)[0] != seq:  # a writer started on this slot while we copied
+            return None
+        return copy
+
+    def read_into(self, seq: int, out: np.ndarray) -> tuple[int, ...] | None:
+        """Copy the array stored under `seq` into the first rows of `out` (one copy, no allocation:
+        the inference stage reads crops straight into the engine's pinned upload buffer). Returns
+        the stored shape, or None if the slot was overwritten or its rows do not fit `out`."""
+        shape = self._stored_shape(seq)
+        if shape is None or not shape or shape[0] > len(out) or shape[1:] != out.shape[1:]:
+            return None
+        out[:shape[0]] = self._data(seq % self.spec.slots, shape)
+        if self._header(seq % self.spec.slots)[0] != seq:
+            return None
+        return shape
+
+    def _stored_shape(self, seq: int) -> tuple[int, ...] | None:
+        header = self._header(seq % self.spec.slots)
         if header[1] != seq:
             return None
         ndim = int(header[2])
         shape = tuple(int(d) for d in header[3:3 + ndim]) if 0 <= ndim <= 4 else ()
         if ndim > 4 or any(d < 0 for d in shape) or int(np.prod(shape)) > self.spec.slot_bytes:
             return None  # a writer is rewriting the header right now
-        copy = self._data(slot, shape).copy()
-        if header[0] != seq:  # a writer started on this slot while we copied
-            return None
-        return copy
+        return shape
 
     def close(self) -> None:
         self._memory.close()

@@ -9,6 +9,7 @@ the last frame it handed on; any other stage dying ends the run with an error, l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -34,6 +35,7 @@ _FRAME_SLOTS = 6
 # enough frames in flight to fill inference batches while capture waits for publish.
 _VIEW_FRAME_SLOTS = 16
 _READY_TIMEOUT_S = 120.0  # loading a model (and exporting a checkpoint) can take a while
+_GPU_READY_TIMEOUT_S = 1200.0  # a first start on a GPU compiles the network or builds a TensorRT engine
 _STOP_GRACE_S = 1.5
 _WATCH_S = 0.05
 _RESTART_BACKOFF_S = (0.5, 10.0)  # first delay, cap
@@ -70,10 +72,10 @@ class Pipeline:
         config = self.config
         from wildpose.engine import loader
 
-        model_path = loader.resolve(config.engine.model, config.engine.backend)
-        with loader.load(model_path, config.engine.backend, device=config.engine.device,
-                         threads=1) as engine:
-            metadata, engine_name = engine.metadata, engine.name
+        backend, device = loader.choose(config.engine.backend, config.engine.device, config.engine.model)
+        self.engine = dataclasses.replace(config.engine, backend=backend, device=device)
+        model_path = loader.resolve(config.engine.model, backend)
+        metadata, engine_name = loader.read_metadata(model_path, backend), backend
         logs.label_untrained(metadata.weights)
         self.weights_label = metadata.weights if "untrained" in metadata.weights else None
         log.info("model %s: %s, %s", model_path, metadata.model_config, metadata.weights)
@@ -145,14 +147,15 @@ class Pipeline:
                 smooth.SmoothArgs(streams, input_size, config.smoothing, config.skeleton_sum_mm, self.intrinsics),
                 to_smooth, to_publish, feedback, arrays, stop, *common)),
             "infer": ctx.Process(name="infer", target=infer.main, args=(
-                infer.InferArgs(model_path, config.engine, crop_rings), to_infer, to_smooth, arrays, stop,
+                infer.InferArgs(model_path, self.engine, input_size, crop_rings), to_infer, to_smooth, arrays, stop,
                 control, *common)),
         }
         for source in config.sources:
             stream = source.stream_id
             stages[f"preprocess-{stream}"] = ctx.Process(name=f"preprocess-{stream}", target=preprocess.main, args=(
                 preprocess.PreprocessArgs(stream, frame_rings[stream], crop_rings[stream], input_size,
-                                          config.tracking, detector, latest_only=not source.every_frame),
+                                          config.tracking, detector, latest_only=not source.every_frame,
+                                          cv_threads=max(1, (os.cpu_count() or 1) // len(config.sources))),
                 pipes[stream][0], to_infer, feedback[stream], arrays[stream], stop, *common))
         captures = {s.stream_id: _Capture(s.stream_id) for s in config.sources}
         started = time.monotonic()
@@ -165,7 +168,8 @@ class Pipeline:
                          config.publish.endpoint)
             self._wait_for("ready", "publish", control, stages["publish"], None)
             self._start(stages["infer"])
-            self._wait_for("ready", "infer", control, stages["infer"], _READY_TIMEOUT_S)
+            self._wait_for("ready", "infer", control, stages["infer"],
+                           _READY_TIMEOUT_S if self.engine.device == "cpu" else _GPU_READY_TIMEOUT_S)
             for stage in stages.values():
                 if stage.pid is None:
                     self._start(stage)

@@ -19,7 +19,6 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from wildpose.stream import crop
 from wildpose.stream.config import TrackingConfig
@@ -263,7 +262,7 @@ class PeopleTracker:
         overlap = iou_matrix(tracks, detections)
         inside = containment_matrix(tracks, detections)
         apart = centre_distance_matrix(tracks, detections)
-        rows, cols = linear_sum_assignment(apart - overlap - inside)
+        rows, cols = _assign(apart - overlap - inside)
         keep = ((overlap[rows, cols] >= SAME_PERSON_IOU) | (inside[rows, cols] >= SAME_PERSON_INSIDE)
                 | (apart[rows, cols] <= SAME_PERSON_DISTANCE))
         return rows[keep].tolist(), cols[keep].tolist()
@@ -277,3 +276,15 @@ class PeopleTracker:
         return PersonRegion(track_id=track_id, box=np.asarray(detection.box, np.float64),
                             score=float(detection.score), tracked=tracked,
                             affine=crop.box_to_affine(region, self.input_size))
+
+
+def _assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost one-to-one assignment (Hungarian). With one track or one detection it is the
+    cheapest entry of that row or column, found without SciPy (imported only for real crowds)."""
+    if cost.shape[0] == 1:
+        return np.array([0]), np.array([int(np.argmin(cost[0]))])
+    if cost.shape[1] == 1:
+        return np.array([int(np.argmin(cost[:, 0]))]), np.array([0])
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)

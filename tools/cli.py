@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
     export.set_defaults(handler=_export)
 
+    build = verbs.add_parser("build-engine", help="build (or find in the cache) a TensorRT engine for a model")
+    build.add_argument("--model", help="model file (.onnx or .pt); default: the embedded model")
+    build.add_argument("--precision", default="fp16", help="fp32, fp16 (default) or int8")
+    build.add_argument("--max-batch", type=int, default=64, help="largest batch the engine accepts (default 64)")
+    build.add_argument("--int8-calibration", metavar="VIDEO",
+                       help="int8: calibrate on this video's frames (default: the bundled demo clip)")
+    build.set_defaults(handler=_build_engine)
+
     bench = verbs.add_parser("bench", help="measure speed and memory; prints a table")
     mode = bench.add_mutually_exclusive_group(required=True)
     mode.add_argument("--engine-only", action="store_true", help="time the engine alone per backend/preset/batch")
@@ -76,11 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
                       help="frames/s and latency with 1, 3 and 6 people in view (needs ../shared/data)")
     mode.add_argument("--smoothing", action="store_true",
                       help="jitter and lag of the One Euro filter on CMU motion capture (--mocap DIR)")
-    bench.add_argument("--presets", type=_csv(str), default=("realtime", "paper"),
-                       help="engine-only: comma-separated presets (default realtime,paper)")
+    mode.add_argument("--gpu", action="store_true",
+                      help="engine on a CUDA GPU: eager vs compiled (and TensorRT) per precision and batch")
+    mode.add_argument("--streams", type=_csv(int), metavar="N,N,...",
+                      help="concurrent live streams of one file: drops and latency per count (e.g. 8,16,32)")
+    bench.add_argument("--presets", type=_csv(str),
+                       help="engine-only: comma-separated presets (default realtime,paper; --gpu: paper)")
+    bench.add_argument("--paths", type=_csv(str), default=("eager", "compiled"),
+                       help="--gpu: eager, compiled, tensorrt (default eager,compiled)")
+    bench.add_argument("--precisions", type=_csv(str), default=("fp16",),
+                       help="--gpu: fp16, bf16, fp32 (int8 for tensorrt) (default fp16)")
+    bench.add_argument("--restarts", type=int, default=1,
+                       help="--gpu: start the compiled path again N times, reading the compile cache (default 1)")
+    bench.add_argument("--backend", default="auto", help="--streams: the pipeline's backend (default auto)")
+    bench.add_argument("--max-batch", type=int, default=64, help="--streams: crops per inference call (default 64)")
     bench.add_argument("--backends", type=_csv(str), default=("onnxruntime", "torch"),
                        help="engine-only: comma-separated backends (default onnxruntime,torch)")
-    bench.add_argument("--batch", type=_csv(int), default=(1, 4), help="engine-only: batch sizes (default 1,4)")
+    bench.add_argument("--batch", type=_csv(int), help="batch sizes (default 1,4; --gpu: 1,8,64)")
     bench.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
     bench.add_argument("--seconds", type=float, default=5.0, help="engine timing per row, seconds (default 5)")
     bench.add_argument("--model", help="bench this model file instead of the presets / default model")
@@ -147,6 +167,24 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_engine(args: argparse.Namespace) -> int:
+    from wildpose.engine import loader
+    from wildpose.engine.tensorrt_backend import TensorRTBackend
+
+    path = loader.resolve(args.model, "tensorrt")
+    calibration = None
+    if args.precision == "int8":
+        from wildpose.stream.calibration import calibration_batches
+        from wildpose.tools import democlip
+
+        size = loader.read_metadata(path, "tensorrt").input_size
+        calibration = calibration_batches(args.int8_calibration or democlip.BUNDLED_CLIP, size)
+    with TensorRTBackend(path, precision=args.precision, max_batch=args.max_batch,
+                         opt_batch=min(16, args.max_batch), calibration=calibration) as engine:
+        print(f"{engine.engine_path}: {engine.describe()} ({'cache hit' if engine.cache_hit else 'built'})")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from wildpose.tools import bench
 
@@ -171,6 +209,26 @@ def _bench(args: argparse.Namespace) -> int:
         if args.json:
             bench.write_json(results, args.json)
         return 0
+    if args.gpu:
+        from wildpose.tools import bench_gpu
+
+        rows = bench_gpu.run_gpu_bench(bench_gpu.GpuBenchConfig(
+            presets=args.presets or ("paper",), paths=args.paths, precisions=args.precisions,
+            batches=args.batch or (1, 8, 64), seconds=args.seconds, restarts=args.restarts))
+        print(bench_gpu.format_table(rows))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
+    if args.streams:
+        from wildpose.tools import bench_streams
+
+        rows, clip = bench_streams.run_streams(bench_streams.StreamsBenchConfig(
+            counts=args.streams, source=args.source, model=args.model, backend=args.backend,
+            max_batch=args.max_batch))
+        print(bench_streams.format_table(rows, clip))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
     if args.end_to_end:
         from wildpose.tools import bench_pipeline
 
@@ -180,7 +238,8 @@ def _bench(args: argparse.Namespace) -> int:
         if args.json:
             bench.write_json(rows, args.json)
         return 0
-    config = bench.EngineBenchConfig(presets=args.presets, backends=args.backends, batches=args.batch,
+    config = bench.EngineBenchConfig(presets=args.presets or ("realtime", "paper"), backends=args.backends,
+                                     batches=args.batch or (1, 4),
                                      threads=args.threads, seconds=args.seconds, model=args.model)
     rows = bench.run_engine_only(config)
     print(bench.format_table(rows))

@@ -47,6 +47,8 @@ _OVERRIDES = {
     "model": ("engine", "model"), "backend": ("engine", "backend"), "device": ("engine", "device"),
     "threads": ("engine", "threads"), "max_batch": ("engine", "max_batch"),
     "batch_wait_ms": ("engine", "batch_wait_ms"), "spin": ("engine", "spin"),
+    "precision": ("engine", "precision"), "compile": ("engine", "compile"),
+    "int8_calibration": ("engine", "int8_calibration"),
     "detector": ("tracking", "detector"), "detect_every": ("tracking", "detect_every"),
     "detector_score": ("tracking", "detector_score"), "max_people": ("tracking", "max_people"),
     "max_missed": ("tracking", "max_missed"),
@@ -95,7 +97,13 @@ def add_parsers(verbs) -> None:
     group = run.add_argument_group("engine")
     group.add_argument("--model", help="model file (.onnx or .pt); default: the embedded model")
     group.add_argument("--backend", help="auto (default), onnxruntime, torch or tensorrt")
-    group.add_argument("--device", help="cpu (default) or cuda")
+    group.add_argument("--device", help="auto (default: a GPU when there is one), cpu or cuda")
+    group.add_argument("--precision", help="fp32, fp16 or bf16 (torch), fp32, fp16 or int8 (tensorrt); "
+                                           "default: fp16 on a GPU, fp32 on the CPU")
+    group.add_argument("--no-compile", action="store_false", dest="compile",
+                       help="torch on CUDA: eager, without torch.compile and CUDA graphs")
+    group.add_argument("--int8-calibration", metavar="VIDEO",
+                       help="tensorrt int8: calibrate on this video's frames (e.g. the bundled demo clip)")
     group.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
     group.add_argument("--max-batch", type=int, help="crops per inference call across sources (default 8)")
     group.add_argument("--batch-wait-ms", type=float, help="how long a crop waits to fill a batch (default 2)")

@@ -28,6 +28,18 @@ def test_a_child_attached_by_spec_reads_the_same_bytes(ring):
         other.close()
 
 
+def test_crops_can_be_read_straight_into_a_buffer_after_others(ring):
+    crops = np.random.default_rng(1).integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)
+    ring.write(3, crops)
+    buffer = np.zeros((5, 8, 8, 3), np.uint8)
+    assert ring.read_into(3, buffer[1:]) == (2, 8, 8, 3)
+    assert np.array_equal(buffer[1:3], crops) and not buffer[0].any() and not buffer[3:].any()
+    assert ring.read_into(3, buffer[4:]) is None  # two crops do not fit in one row
+    assert ring.read_into(3, np.zeros((2, 4, 4, 3), np.uint8)) is None  # another crop size
+    ring.write(6, crops)  # laps seq 3
+    assert ring.read_into(3, buffer) is None
+
+
 def test_an_overwritten_slot_reads_as_none(ring):
     ring.write(1, np.zeros((4, 4), np.uint8))
     ring.write(4, np.ones((4, 4), np.uint8))  # 4 % 3 == 1: laps seq 1

@@ -1,0 +1,181 @@
+"""The compiled CUDA path of the torch backend: fixed-shape CUDA graphs of the compiled network.
+
+At batch 1 eager PyTorch spends most of its time launching a few hundred small kernels; replaying a
+captured CUDA graph launches them all at once. At large batches `torch.compile` fuses the
+element-wise work between convolutions. A graph has fixed shapes, so one is captured per batch size
+in `GRAPH_BATCHES` and a batch is padded up to the next captured size (larger batches are split).
+
+Two input kinds are captured separately: float32 `(N, 3, S, S)` in [0, 1] (the `Backend.infer`
+contract) and uint8 `(N, S, S, 3)` crops as the pipeline cuts them, which travel over PCIe at a
+quarter of the size and are converted and normalised on the GPU inside the graph. Host buffers are
+pinned, so uploads and downloads are asynchronous copies on the runner's own CUDA stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from wildpose.engine.cache import cache_dir
+
+log = logging.getLogger(__name__)
+
+GRAPH_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+_WARMUP_CALLS = 3
+INPUT_KINDS = ("float32", "uint8")
+
+
+def use_engine_cache_for_inductor() -> str:
+    """Point inductor's (and Triton's) on-disk cache into the engine cache unless the user chose one,
+    so a second start reuses the first start's compiled kernels."""
+    return os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir("inductor")))
+
+
+@dataclass
+class _Graph:
+    """One captured batch size of one input kind: pinned host buffers, device buffers, the graph."""
+
+    host_input: torch.Tensor
+    device_input: torch.Tensor
+    graph: torch.cuda.CUDAGraph
+    device_outputs: tuple[torch.Tensor, ...]
+    host_outputs: tuple[torch.Tensor, ...]
+
+
+class CudaGraphRunner:
+    """Runs `network` (a `DecodedPoseNet`) on CUDA in `dtype`, channels-last, optionally compiled,
+    optionally as CUDA graphs. Graphs are captured on first use of a (kind, batch size); `prepare`
+    captures ahead of time."""
+
+    def __init__(self, network: nn.Module, input_size: int, dtype: torch.dtype, *, compile: bool,
+                 graphs: bool, batches: tuple[int, ...] = GRAPH_BATCHES, device: str = "cuda") -> None:
+        self.input_size, self.dtype, self.device = input_size, dtype, torch.device(device)
+        self.batches = tuple(sorted(set(batches)))
+        self.use_graphs = graphs
+        self.network = network.to(self.device, dtype).to(memory_format=torch.channels_last).eval()
+        if compile:
+            use_engine_cache_for_inductor()
+            self.forward_network = torch.compile(self.network)
+        else:
+            self.forward_network = self.network
+        self.compiled = compile
+        self.stream = torch.cuda.Stream(self.device)
+        self._pool = torch.cuda.graph_pool_handle() if graphs else None
+        self._graphs: dict[tuple[str, int], _Graph] = {}
+        # One pinned upload buffer for every uint8 graph: the pipeline copies crops into it directly.
+        self.staging = torch.empty((self.batches[-1], input_size, input_size, 3), dtype=torch.uint8,
+                                   pin_memory=True) if graphs else None
+        self.staging_array = self.staging.numpy() if graphs else None
+
+    def prepare(self, kinds: tuple[str, ...] = ("uint8",)) -> float:
+        """Compile and capture every batch size of `kinds` now (largest first, so smaller graphs reuse
+        its memory pool); returns the seconds it took. Shows a progress bar: the first start
+        compiles (about a minute for the paper preset), later starts read the compiled kernels back."""
+        start = time.perf_counter()
+        jobs = [(kind, size) for kind in kinds for size in reversed(self.batches)]
+        for kind, size in tqdm(jobs, desc="compile + capture" if self.compiled else "capture", unit="graph",
+                               disable=not self.use_graphs):
+            if self.use_graphs:
+                self._graph(kind, size)
+        return time.perf_counter() - start
+
+    def run(self, kind: str, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(joints2d_crop, conf, depth) float32 for a float32 NCHW or uint8 NHWC batch."""
+        if not self.use_graphs:
+            return self._run_eager(kind, batch)
+        parts = []
+        largest = self.batches[-1]
+        for start in range(0, len(batch), largest):
+            chunk = batch[start:start + largest]
+            size = next(b for b in self.batches if b >= len(chunk))
+            graph = self._graph(kind, size)
+            if not (kind == "uint8" and start == 0 and _same_memory(chunk, self.staging_array)):
+                graph.host_input[:len(chunk)].copy_(torch.from_numpy(chunk))
+            with torch.cuda.stream(self.stream), torch.inference_mode():
+                graph.device_input.copy_(graph.host_input, non_blocking=True)
+                graph.graph.replay()
+                for host, device in zip(graph.host_outputs, graph.device_outputs, strict=True):
+                    host.copy_(device, non_blocking=True)
+            self.stream.synchronize()
+            parts.append([host[:len(chunk)].numpy().copy() for host in graph.host_outputs])
+        if len(parts) == 1:
+            return tuple(parts[0])
+        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+
+    def time_on_device(self, batch: int, seconds: float) -> float:
+        """Milliseconds per batch of `batch` uint8 crops already in GPU memory, timed with CUDA events
+        over about `seconds` of back-to-back runs (graph replays, or eager calls)."""
+        if self.use_graphs:
+            step = self._graph("uint8", next(b for b in self.batches if b >= batch)).graph.replay
+        else:
+            device_input = torch.zeros((batch, self.input_size, self.input_size, 3), dtype=torch.uint8,
+                                       device=self.device)
+            step = lambda: self._forward("uint8", device_input)  # noqa: E731
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.inference_mode(), torch.cuda.stream(self.stream):
+            for _ in range(_WARMUP_CALLS):
+                step()
+            start.record(self.stream)
+            step()
+            end.record(self.stream)
+            end.synchronize()
+            runs = max(10, int(seconds * 1000.0 / max(start.elapsed_time(end), 1e-3)))
+            start.record(self.stream)
+            for _ in range(runs):
+                step()
+            end.record(self.stream)
+            end.synchronize()
+        return start.elapsed_time(end) / runs
+
+    def _forward(self, kind: str, device_input: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if kind == "uint8":  # (N, S, S, 3) viewed as (N, 3, S, S) is channels-last already
+            image = device_input.permute(0, 3, 1, 2).to(self.dtype).mul_(1.0 / 255.0)
+        else:
+            image = device_input.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        if self.compiled and image.shape[0] > 1:
+            torch._dynamo.mark_dynamic(image, 0)  # one compiled graph for every batch size above 1
+        return self.forward_network(image)
+
+    def _run_eager(self, kind: str, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            device_input = torch.from_numpy(batch).pin_memory().to(self.device, non_blocking=True)
+            outputs = self._forward(kind, device_input)
+            return tuple(output.cpu().numpy() for output in outputs)
+
+    def _graph(self, kind: str, size: int) -> _Graph:
+        key = (kind, size)
+        if key in self._graphs:
+            return self._graphs[key]
+        if kind == "uint8":
+            shape, dtype = (size, self.input_size, self.input_size, 3), torch.uint8
+        else:
+            shape, dtype = (size, 3, self.input_size, self.input_size), torch.float32
+        with torch.inference_mode():
+            device_input = torch.zeros(shape, dtype=dtype, device=self.device)
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):  # warm-up (and compilation) outside the capture, as required
+                for _ in range(_WARMUP_CALLS):
+                    self._forward(kind, device_input)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                device_outputs = self._forward(kind, device_input)
+            host_outputs = tuple(torch.empty(o.shape, dtype=o.dtype, pin_memory=True) for o in device_outputs)
+        host_input = self.staging[:size] if kind == "uint8" else torch.empty(shape, dtype=dtype, pin_memory=True)
+        captured = _Graph(host_input=host_input, device_input=device_input,
+                          graph=graph, device_outputs=device_outputs, host_outputs=host_outputs)
+        self._graphs[key] = captured
+        return captured
+
+
+def _same_memory(array: np.ndarray, buffer: np.ndarray) -> bool:
+    """Whether `array` is a prefix view of `buffer` (filled in place by the caller)."""
+    return array.__array_interface__["data"][0] == buffer.__array_interface__["data"][0]

@@ -1,0 +1,158 @@
+"""`wildpose bench --gpu`: engine speed on a CUDA GPU, plain PyTorch next to the compiled path.
+
+Every (preset, path, precision) row set runs in a fresh process, so its compile time and GPU memory
+are its own, and the eager baseline is measured in the same run as the compiled path, so their
+ratio is honest on one machine. Two timings per batch size:
+
+- on-device: the input already in GPU memory, the batch timed by CUDA events over many runs (what
+  the network costs; the figure GPU benchmarks usually quote);
+- from host: `infer_crops` on uint8 crops in host memory, copies and synchronisation included (what
+  the pipeline's inference stage pays per call).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import logging
+import multiprocessing
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from wildpose.errors import BackendUnavailableError, ConfigError
+from wildpose.tools.bench import markdown_table
+
+log = logging.getLogger(__name__)
+
+PATHS = ("eager", "compiled", "tensorrt")
+
+
+@dataclass(frozen=True)
+class GpuBenchConfig:
+    presets: tuple[str, ...] = ("paper",)
+    paths: tuple[str, ...] = ("eager", "compiled")
+    precisions: tuple[str, ...] = ("fp16",)
+    batches: tuple[int, ...] = (1, 8, 64)
+    seconds: float = 2.0  # timing per row, after warm-up
+    restarts: int = 1  # compiled path: start again this many times (reads the compile cache)
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.paths if p not in PATHS]
+        if unknown:
+            raise ConfigError(f"--paths: unknown {unknown}; choose from {list(PATHS)}")
+        if not self.batches or any(b < 1 for b in self.batches):
+            raise ConfigError(f"--batch sizes must be positive integers, got {list(self.batches)}")
+
+
+@dataclass(frozen=True)
+class GpuBenchRow:
+    preset: str
+    path: str  # eager | compiled | tensorrt
+    precision: str
+    start: int  # 1: first start in this run; 2: second (compile cache warm)
+    batch: int
+    device_ms: float  # per batch, input resident on the GPU
+    device_frames_per_s: float
+    host_ms: float  # per batch, uint8 crops from host memory, copies included
+    host_frames_per_s: float
+    prepare_s: float  # load + compile + CUDA graph capture (TensorRT: build or cache read)
+    peak_gpu_mb: float
+    gpu: str
+    weights: str
+
+
+def run_gpu_bench(config: GpuBenchConfig) -> list[GpuBenchRow]:
+    from wildpose.engine import default_model
+
+    try:
+        import torch
+    except ImportError:
+        raise BackendUnavailableError("the GPU benchmark needs PyTorch with CUDA") from None
+    if not torch.cuda.is_available():
+        raise BackendUnavailableError("the GPU benchmark needs a CUDA device, and PyTorch sees none here; "
+                                      "use `wildpose bench --engine-only` on the CPU")
+    jobs = []
+    for preset in config.presets:
+        for path in config.paths:
+            if path == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
+                log.warning("skipping the tensorrt rows: TensorRT is not installed here")
+                continue
+            for precision in config.precisions:
+                starts = 1 + (config.restarts if path != "eager" else 0)
+                jobs += [(preset, path, precision, start) for start in range(1, starts + 1)]
+    rows: list[GpuBenchRow] = []
+    context = multiprocessing.get_context("spawn")
+    for preset, path, precision, start in tqdm(jobs, desc="GPU bench", unit="start"):
+        model = (default_model.untrained_onnx if path == "tensorrt" else default_model.untrained_checkpoint)(
+            preset, default_model.DEFAULT_SEED)
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            try:
+                measured = pool.submit(measure_gpu, str(model), path, precision, config.batches,
+                                       config.seconds).result()
+            except BackendUnavailableError as exc:
+                log.warning("skipping %s %s %s: %s", preset, path, precision, exc)
+                continue
+        for batch, timing in measured["batches"].items():
+            rows.append(GpuBenchRow(
+                preset=preset, path=path, precision=precision, start=start, batch=batch,
+                device_ms=timing["device_ms"], device_frames_per_s=batch * 1000.0 / timing["device_ms"],
+                host_ms=timing["host_ms"], host_frames_per_s=batch * 1000.0 / timing["host_ms"],
+                prepare_s=measured["prepare_s"], peak_gpu_mb=measured["peak_gpu_mb"], gpu=measured["gpu"],
+                weights=measured["weights"]))
+        log.info("%s %s %s start %d: prepared in %.1f s", preset, path, precision, start, measured["prepare_s"])
+    return rows
+
+
+def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...], seconds: float) -> dict:
+    """Runs in a fresh process: load and prepare, then time every batch size both ways."""
+    import torch
+
+    from wildpose.engine import load
+
+    started = time.perf_counter()
+    if path == "tensorrt":
+        engine = load(model, "tensorrt", precision=precision)
+        timer = None
+    else:
+        engine = load(model, "torch", device="cuda", precision=precision, compile=path == "compiled")
+        engine.prepare()
+        timer = engine.device_timer()
+    prepare_s = time.perf_counter() - started
+    size = engine.input_size
+    rng = np.random.default_rng(0)
+    timings = {}
+    for batch in batches:
+        crops = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+        device_ms = timer(batch, seconds) if timer else float("nan")
+        for _ in range(3):
+            engine.infer_crops(crops)
+        times = []
+        deadline = time.perf_counter() + seconds
+        while len(times) < 10 or time.perf_counter() < deadline:
+            start = time.perf_counter()
+            engine.infer_crops(crops)
+            times.append(time.perf_counter() - start)
+        timings[batch] = {"device_ms": device_ms, "host_ms": float(np.median(times)) * 1000.0}
+    result = {"batches": timings, "prepare_s": prepare_s, "gpu": torch.cuda.get_device_name(),
+              "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20, "weights": engine.metadata.weights}
+    engine.close()
+    return result
+
+
+def format_table(rows: list[GpuBenchRow]) -> str:
+    headers = ["preset", "path", "precision", "start", "batch", "on-device ms", "on-device frames/s",
+               "vs eager", "from-host ms", "from-host frames/s", "prepare s", "peak GPU MB"]
+    eager = {(r.preset, r.precision, r.batch): r.device_frames_per_s for r in rows if r.path == "eager"}
+    body = []
+    for r in rows:
+        baseline = eager.get((r.preset, r.precision, r.batch))
+        body.append([r.preset, r.path, r.precision, str(r.start), str(r.batch), f"{r.device_ms:.2f}",
+                     f"{r.device_frames_per_s:,.0f}",
+                     f"{r.device_frames_per_s / baseline:.2f}x" if baseline else "-",
+                     f"{r.host_ms:.2f}", f"{r.host_frames_per_s:,.0f}", f"{r.prepare_s:.1f}", f"{r.peak_gpu_mb:,.0f}"])
+    gpu = rows[0].gpu if rows else "?"
+    return markdown_table(headers, body) + f"\n({gpu}; {rows[0].weights if rows else ''}; eager = plain PyTorch, " \
+        "same precision, channels-last; compiled = BN folded + torch.compile + CUDA graphs)"

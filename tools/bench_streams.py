@@ -1,0 +1,195 @@
+"""`wildpose bench --streams 8,16,32`: how many concurrent live streams one machine carries.
+
+For each count N, one `wildpose run` plays the same file as N sources, each paced at the clip's own
+frame rate (realtime mode, as cameras would deliver it), with the detector off (one crop a frame),
+and a subscriber counts what is published. A count holds when every frame of every stream was
+published (zero drops of any reason) and the p95 capture-to-publish latency is under the limit.
+GPU memory is sampled with `nvidia-smi` while the pipeline runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wildpose.engine.cache import cache_dir
+from wildpose.errors import ConfigError, PipelineError
+from wildpose.stream.client import PoseMessage, PoseSubscriber, StatsMessage
+from wildpose.tools import democlip
+from wildpose.tools.bench import markdown_table
+
+log = logging.getLogger(__name__)
+
+_CLIP_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class StreamsBenchConfig:
+    counts: tuple[int, ...] = (8, 16, 32)
+    source: str | None = None  # a video file; None: a generated 640x480, 30 frames/s, 10 s clip
+    model: str | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    precision: str | None = None
+    max_batch: int = 64
+    p95_limit_ms: float = 100.0
+
+    def __post_init__(self) -> None:
+        if not self.counts or any(n < 1 for n in self.counts):
+            raise ConfigError(f"--streams counts must be positive integers, got {list(self.counts)}")
+        if self.source is not None and not Path(self.source).is_file():
+            raise ConfigError(f"--source {self.source}: file not found")
+
+
+@dataclass(frozen=True)
+class StreamsBenchRow:
+    streams: int
+    frames_expected: int
+    frames_published: int
+    drops: str  # reason=count, from the pipeline's own accounting
+    published_per_s: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    peak_gpu_mb: float
+    slowest_stage: str  # the stage with the largest p95 latency in the last stats of any stream
+    holds: bool
+
+
+def run_streams(config: StreamsBenchConfig) -> tuple[list[StreamsBenchRow], str]:
+    import av
+
+    clip = Path(config.source) if config.source else _generated_clip()
+    with av.open(str(clip)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    rows = []
+    for count in config.counts:
+        log.info("%d streams of %s (%d frames each)", count, clip.name, frames)
+        poses, stats, peak_mb = _pipeline_run(clip, count, config)
+        latency = np.array([p.latency_s for p in poses]) * 1000.0 if poses else np.array([np.nan])
+        drops: Counter = Counter()
+        for message in stats.values():
+            drops.update({reason: n for reason, n in message.drops.items() if n})
+        span = poses[-1].t_publish - poses[0].t_publish if len(poses) > 1 else float("nan")
+        expected = frames * count
+        row = StreamsBenchRow(
+            streams=count, frames_expected=expected, frames_published=len(poses),
+            drops=", ".join(f"{k}={v}" for k, v in sorted(drops.items())) or "none",
+            published_per_s=(len(poses) - 1) / span if span > 0 else float("nan"),
+            latency_p50_ms=float(np.percentile(latency, 50)), latency_p95_ms=float(np.percentile(latency, 95)),
+            peak_gpu_mb=peak_mb, slowest_stage=_slowest_stage(stats),
+            holds=len(poses) == expected and not drops and float(np.percentile(latency, 95)) < config.p95_limit_ms)
+        rows.append(row)
+        log.info("%d streams: %d/%d frames, drops %s, p95 %.1f ms", count, len(poses), expected, row.drops,
+                 row.latency_p95_ms)
+    return rows, f"{clip.name}, {frames} frames"
+
+
+def _slowest_stage(stats: dict[str, StatsMessage]) -> str:
+    worst: dict[str, float] = {}
+    for message in stats.values():
+        for stage, values in message.latency_ms.items():
+            if stage == "total":
+                continue
+            worst[stage] = max(worst.get(stage, 0.0), float(values.get("p95", 0.0)))
+    if not worst:
+        return "-"
+    stage = max(worst, key=worst.get)
+    return f"{stage} {worst[stage]:.0f} ms"
+
+
+def _generated_clip() -> Path:
+    clip = cache_dir("bench") / f"walker-640x480-{_CLIP_SECONDS}s.mp4"
+    if not clip.is_file():
+        democlip.write_clip(clip, frames=_CLIP_SECONDS * 30, width=640, height=480, fps=30)
+    return clip
+
+
+def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
+                  ) -> tuple[list[PoseMessage], dict[str, StatsMessage], float]:
+    endpoint = f"ipc://{tempfile.gettempdir()}/wildpose-streams-{os.getpid()}.sock"
+    command = [sys.executable, "-m", "wildpose.tools.cli", "run", "--detector", "none", "--publish", endpoint,
+               "--wait-subscribers", "1", "--backend", config.backend, "--device", config.device,
+               "--max-batch", str(config.max_batch)]
+    for index in range(count):
+        command += ["--source", f"s{index:02d}={clip}"]
+    if config.model:
+        command += ["--model", config.model]
+    if config.precision:
+        command += ["--precision", config.precision]
+    poses: list[PoseMessage] = []
+    stats: dict[str, StatsMessage] = {}
+    memory = _GpuMemorySampler()
+    log_path = cache_dir("bench") / f"streams-{count}.log"
+    with PoseSubscriber(endpoint, topics=["pose", "stats"]) as subscriber, open(log_path, "w") as log_file:
+        pipeline = subprocess.Popen(command, stderr=log_file)
+        memory.start()
+        try:
+            deadline = time.monotonic() + 1800
+            while time.monotonic() < deadline:
+                message = subscriber.recv(timeout=1.0)
+                if isinstance(message, PoseMessage):
+                    poses.append(message)
+                elif isinstance(message, StatsMessage):
+                    stats[message.stream] = message
+                elif message is None and pipeline.poll() is not None:
+                    break
+        finally:
+            memory.stop()
+            if pipeline.poll() is None:
+                pipeline.terminate()
+            code = pipeline.wait(timeout=30)
+    log.info("the %d-stream pipeline's log: %s", count, log_path)
+    if code != 0 or not poses:
+        tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:])
+        raise PipelineError(f"the {count}-stream pipeline failed (exit status {code}, {len(poses)} poses): {tail}")
+    return poses, stats, memory.peak_mb
+
+
+class _GpuMemorySampler:
+    """The largest `memory.used` nvidia-smi reports while running (NaN without nvidia-smi)."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.interval_s, self.peak_mb = interval_s, float("nan")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self) -> None:
+        if shutil.which("nvidia-smi"):
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=5).stdout.split()
+                used = max(float(v) for v in out)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                continue
+            self.peak_mb = used if np.isnan(self.peak_mb) else max(self.peak_mb, used)
+
+
+def format_table(rows: list[StreamsBenchRow], clip: str) -> str:
+    headers = ["streams", "frames expected", "published", "drops", "published/s", "latency p50 ms",
+               "latency p95 ms", "slowest stage (p95)", "peak GPU MB", "holds"]
+    body = [[str(r.streams), str(r.frames_expected), str(r.frames_published), r.drops, f"{r.published_per_s:.0f}",
+             f"{r.latency_p50_ms:.1f}", f"{r.latency_p95_ms:.1f}", r.slowest_stage,
+             "-" if np.isnan(r.peak_gpu_mb) else f"{r.peak_gpu_mb:,.0f}", "yes" if r.holds else "no"] for r in rows]
+    held = [r.streams for r in rows if r.holds]
+    return (markdown_table(headers, body) + f"\n({clip}; each stream paced at the clip's frame rate, detector "
+            f"off; largest count that holds: {max(held) if held else 'none'})")
