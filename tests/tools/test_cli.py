@@ -75,7 +75,7 @@ def test_export_then_bench_a_preset(tmp_path):
 
 @pytest.mark.parametrize("args, fragments", [
     (["demo", "--model", "/no/such/model.onnx"], ["model file not found", "/no/such/model.onnx"]),
-    (["run", "--source", "x.mp4", "--backend", "tensorrt"], ["tensorrt backend is not implemented yet"]),
+    (["run", "--source", "x.mp4", "--precision", "int8"], ["int8 needs engine.int8_calibration"]),
     (["run", "--source", "x.mp4", "--model", "/no/such.onnx"], ["model file not found"]),
     (["bench", "--engine-only", "--backends", "nope"], ["--backends: unknown ['nope']"]),
     (["bench", "--engine-only", "--batch", "x"], ["--batch", "comma-separated list"]),
