@@ -24,6 +24,7 @@ RTSP_TRANSPORTS = ("tcp", "udp")
 OVERLAY_SUFFIXES = (".mp4", ".mkv", ".mov")
 MAX_FRAMES_HZ = 60.0
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PIPELINE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 def _positive(section: str, name: str, value: float, *, integer: bool = False, allow_zero: bool = False) -> None:
@@ -313,8 +314,12 @@ class RunConfig:
     publish: PublishConfig = field(default_factory=PublishConfig)
     skeleton_sum_mm: float = joints.SKELETON_SUM_MM  # metric prior for the 3D output
     duration_s: float | None = None  # stop after this long (None: until the sources end or a signal)
+    name: str | None = None  # this pipeline in a fleet: its stream ids are NAME.ID (see `build`)
 
     def __post_init__(self) -> None:
+        if self.name is not None and not _PIPELINE_NAME.match(str(self.name)):
+            raise ConfigError(f"pipeline name {self.name!r} must be 1-32 letters, digits, '_' or '-' "
+                              "(it prefixes every stream id: NAME.ID)")
         if not self.sources:
             raise ConfigError("no source given; pass --source FILE|URL|/dev/videoN (repeatable)")
         ids = [s.stream_id for s in self.sources]
@@ -332,7 +337,7 @@ class RunConfig:
 _SECTIONS = {"engine": EngineConfig, "tracking": TrackingConfig, "smoothing": SmoothingConfig,
              "publish": PublishConfig}
 _SOURCE_KEYS = {f.name for f in dataclasses.fields(SourceConfig)} | {"id"}
-_TOP_KEYS = {"source", "skeleton_sum_mm", "duration_s", *_SECTIONS}
+_TOP_KEYS = {"source", "skeleton_sum_mm", "duration_s", "name", *_SECTIONS}
 
 
 def parse_source(spec: str, index: int, **options: Any) -> SourceConfig:
@@ -409,8 +414,12 @@ def build(file_values: dict[str, Any], overrides: dict[str, dict[str, Any]],
                 for i, s in enumerate(file_values.get("source", [])))
         sections = {name: cls(**{**file_values.get(name, {}), **overrides.get(name, {})})
                     for name, cls in _SECTIONS.items()}
-        top = {k: file_values[k] for k in ("skeleton_sum_mm", "duration_s") if k in file_values}
+        top = {k: file_values[k] for k in ("skeleton_sum_mm", "duration_s", "name") if k in file_values}
         top.update(overrides.get("run", {}))
+        name = top.get("name")
+        if name is not None and isinstance(name, str) and _PIPELINE_NAME.match(name):
+            # unique across a fleet behind `wildpose proxy`: every stream id carries the pipeline's name
+            sources = tuple(dataclasses.replace(s, stream_id=f"{name}.{s.stream_id}") for s in sources)
         return RunConfig(sources=sources, **sections, **top)
     except TypeError as exc:  # a value of the wrong type reached a dataclass
         raise ConfigError(f"invalid configuration: {exc}") from None

@@ -37,6 +37,13 @@ SUBSCRIBE_EXAMPLES = """examples:
       --curve-secret keys/me.key_secret
 """
 
+PROXY_EXAMPLES = """examples:
+  wildpose run --name lobby --source cam0=rtsp://... --publish tcp://0.0.0.0:5555
+  wildpose run --name dock --source cam0=rtsp://... --publish tcp://0.0.0.0:5556
+  wildpose proxy --upstream tcp://host-a:5555 --upstream tcp://host-b:5556 --bind tcp://0.0.0.0:5600
+  wildpose subscribe --endpoint tcp://proxy-host:5600  # lobby.cam0 and dock.cam0 in one place
+"""
+
 KEYS_EXAMPLES = """examples:
   wildpose keys --output keys --name server              # the publisher's pair: keys/server.key(_secret)
   wildpose keys --output keys/clients --name door-ui     # a subscriber's pair; its .key admits it
@@ -63,7 +70,7 @@ _OVERRIDES = {
     "curve_clients": ("publish", "curve_clients"), "publish_raw": ("publish", "raw"),
     "joints3d_cam": ("publish", "camera_joints"),
     "vmc": ("publish", "vmc"), "vmc_person": ("publish", "vmc_person"), "vmc_stream": ("publish", "vmc_stream"),
-    "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"),
+    "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"), "name": ("run", "name"),
 }
 _SOURCE_FLAGS = {"loop": "loop", "every_frame": "every_frame", "rtsp_transport": "rtsp_transport",
                  "focal": "focal_px", "fov": "fov_deg", "calibration": "calibration",
@@ -153,6 +160,8 @@ def add_parsers(verbs) -> None:
     group.add_argument("--curve-clients", metavar="DIR",
                        help="with --curve-secret: admit only subscribers whose NAME.key is in DIR")
     group.add_argument("--duration", type=float, help="stop after this many seconds")
+    group.add_argument("--name", help="this pipeline's name in a fleet: stream ids become NAME.ID, unique "
+                                      "behind `wildpose proxy`")
     group.add_argument("--skeleton-sum-mm", type=float, help="metric prior: the 14 bones sum to this (default 4296.99)")
     run.set_defaults(handler=_run)
 
@@ -172,11 +181,26 @@ def add_parsers(verbs) -> None:
     subscribe.add_argument("--curve-secret", metavar="NAME.key_secret", help="... and this subscriber's key pair")
     subscribe.set_defaults(handler=_subscribe)
 
+    proxy = verbs.add_parser("proxy", help="one endpoint for the poses of many pipelines (ZeroMQ XSUB/XPUB)",
+                             epilog=PROXY_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    proxy.add_argument("--upstream", action="append", required=True, metavar="ENDPOINT",
+                       help="a pipeline's --publish endpoint (repeatable; ZeroMQ reconnects when it restarts)")
+    proxy.add_argument("--bind", default="tcp://127.0.0.1:5600",
+                       help="where subscribers connect (default tcp://127.0.0.1:5600)")
+    proxy.set_defaults(handler=_proxy)
+
     keys = verbs.add_parser("keys", help="make a CURVE key pair for an encrypted, access-controlled stream",
                             epilog=KEYS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     keys.add_argument("--output", default="keys", help="folder for NAME.key and NAME.key_secret (default keys)")
     keys.add_argument("--name", default="server", help="key name (default server)")
     keys.set_defaults(handler=_keys)
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from wildpose.stream import proxy
+
+    proxy.run_proxy(args.upstream, args.bind)
+    return 0
 
 
 def build_run_config(args: argparse.Namespace):

@@ -1,0 +1,75 @@
+"""`wildpose proxy`: named pipelines behind one endpoint; a subscriber there gets every stream whole."""
+
+import signal
+import time
+
+from support import RunningCommand, assert_one_error_line, free_port, receive_poses, wildpose
+
+from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber
+
+FRAMES = 48  # the walker clip
+
+
+def test_three_pipelines_reach_one_subscriber_through_the_proxy_every_frame_in_order(walker_clip):
+    upstreams = [f"tcp://127.0.0.1:{free_port()}" for _ in range(3)]
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    proxy = RunningCommand("proxy", *(a for e in upstreams for a in ("--upstream", e)), "--bind", endpoint)
+    pipelines = []
+    try:
+        proxy.wait_for_log(r"proxy: 3 pipeline")
+        with PoseSubscriber(endpoint, topics=["pose", "meta"]) as subscriber:
+            # every pipeline holds its first frame until the subscription has come up through the proxy
+            pipelines = [RunningCommand("run", "--name", f"site{i}", "--source", f"cam={walker_clip}", "--every-frame",
+                                        "--detector", "none", "--publish", upstream, "--wait-subscribers", "1")
+                         for i, upstream in enumerate(upstreams)]
+            poses, metas = [], []
+            deadline = time.monotonic() + 120
+            while len(poses) < 3 * FRAMES and time.monotonic() < deadline:
+                message = subscriber.recv(timeout=1.0)
+                if isinstance(message, PoseMessage):
+                    poses.append(message)
+                elif isinstance(message, MetaMessage):
+                    metas.append(message)
+        for pipeline in pipelines:
+            assert pipeline.wait(timeout=60) == 0, pipeline.log
+        assert proxy.stop(signal.SIGTERM) == 0, proxy.log
+    finally:
+        for command in [*pipelines, proxy]:
+            command.kill()
+    by_stream = {}
+    for pose in poses:
+        by_stream.setdefault(pose.stream, []).append(pose.seq)
+    assert sorted(by_stream) == ["site0.cam", "site1.cam", "site2.cam"]  # ids stay unique across the fleet
+    for stream, seqs in by_stream.items():
+        assert seqs == list(range(FRAMES)), f"{stream}: {seqs}"
+    assert {stream for meta in metas for stream in meta.streams} == set(by_stream)  # each pipeline's meta
+
+
+def test_a_subscriber_joining_later_through_the_proxy_still_gets_meta(walker_clip):
+    upstream, endpoint = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    proxy = RunningCommand("proxy", "--upstream", upstream, "--bind", endpoint)
+    pipeline = None
+    try:
+        proxy.wait_for_log(r"proxy: 1 pipeline")
+        with PoseSubscriber(endpoint, topics=["pose", "meta"]) as first:
+            pipeline = RunningCommand("run", "--name", "lobby", "--source", f"cam={walker_clip}", "--loop",
+                                      "--detector", "none", "--publish", upstream, "--wait-subscribers", "1")
+            assert receive_poses(first, 5), pipeline.log  # the pipeline runs and has sent its meta once
+            with PoseSubscriber(endpoint, topics=["meta"]) as later:
+                message, deadline = None, time.monotonic() + 20
+                while not isinstance(message, MetaMessage) and time.monotonic() < deadline:
+                    message = later.recv(timeout=1.0)
+        assert isinstance(message, MetaMessage), "the later subscriber got no meta through the proxy"
+        assert list(message.streams) == ["lobby.cam"]
+    finally:
+        for command in (pipeline, proxy):
+            if command is not None:
+                command.kill()
+
+
+def test_the_proxy_refuses_a_malformed_endpoint_in_one_line():
+    assert_one_error_line(wildpose("proxy", "--upstream", "localhost:5555"), "not a ZeroMQ endpoint")
+
+
+def test_a_pipeline_name_that_cannot_prefix_stream_ids_is_refused(walker_clip):
+    assert_one_error_line(wildpose("run", "--name", "a.b", "--source", str(walker_clip)), "pipeline name 'a.b'")
