@@ -63,6 +63,7 @@ class StreamsBenchRow:
     latency_p95_ms: float
     peak_gpu_mb: float
     slowest_stage: str  # the stage with the largest p95 latency in the last stats of any stream
+    queue_peaks: str  # the deepest each inter-stage queue was seen (a full queue: the next stage is behind)
     holds: bool
 
 
@@ -75,7 +76,7 @@ def run_streams(config: StreamsBenchConfig) -> tuple[list[StreamsBenchRow], str]
     rows = []
     for count in config.counts:
         log.info("%d streams of %s (%d frames each)", count, clip.name, frames)
-        poses, stats, peak_mb = _pipeline_run(clip, count, config)
+        poses, stats, queue_peaks, peak_mb = _pipeline_run(clip, count, config)
         latency = np.array([p.latency_s for p in poses]) * 1000.0 if poses else np.array([np.nan])
         drops: Counter = Counter()
         for message in stats.values():
@@ -88,6 +89,7 @@ def run_streams(config: StreamsBenchConfig) -> tuple[list[StreamsBenchRow], str]
             published_per_s=(len(poses) - 1) / span if span > 0 else float("nan"),
             latency_p50_ms=float(np.percentile(latency, 50)), latency_p95_ms=float(np.percentile(latency, 95)),
             peak_gpu_mb=peak_mb, slowest_stage=_slowest_stage(stats),
+            queue_peaks=", ".join(f"{name} {depth}" for name, depth in queue_peaks.items()) or "-",
             holds=len(poses) == expected and not drops and float(np.percentile(latency, 95)) < config.p95_limit_ms)
         rows.append(row)
         log.info("%d streams: %d/%d frames, drops %s, p95 %.1f ms", count, len(poses), expected, row.drops,
@@ -116,7 +118,7 @@ def _generated_clip() -> Path:
 
 
 def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
-                  ) -> tuple[list[PoseMessage], dict[str, StatsMessage], float]:
+                  ) -> tuple[list[PoseMessage], dict[str, StatsMessage], dict[str, int], float]:
     endpoint = f"ipc://{tempfile.gettempdir()}/wildpose-streams-{os.getpid()}.sock"
     command = [sys.executable, "-m", "wildpose.tools.cli", "run", "--detector", "none", "--publish", endpoint,
                "--wait-subscribers", "1", "--backend", config.backend, "--device", config.device,
@@ -129,6 +131,7 @@ def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
         command += ["--precision", config.precision]
     poses: list[PoseMessage] = []
     stats: dict[str, StatsMessage] = {}
+    queue_peaks: dict[str, int] = {}
     memory = _GpuMemorySampler()
     log_path = cache_dir("bench") / f"streams-{count}.log"
     with PoseSubscriber(endpoint, topics=["pose", "stats"]) as subscriber, open(log_path, "w") as log_file:
@@ -142,6 +145,8 @@ def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
                     poses.append(message)
                 elif isinstance(message, StatsMessage):
                     stats[message.stream] = message
+                    for name, depth in message.queues.items():
+                        queue_peaks[name] = max(queue_peaks.get(name, 0), int(depth))
                 elif message is None and pipeline.poll() is not None:
                     break
         finally:
@@ -153,7 +158,7 @@ def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
     if code != 0 or not poses:
         tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:])
         raise PipelineError(f"the {count}-stream pipeline failed (exit status {code}, {len(poses)} poses): {tail}")
-    return poses, stats, memory.peak_mb
+    return poses, stats, queue_peaks, memory.peak_mb
 
 
 class _GpuMemorySampler:
@@ -191,5 +196,6 @@ def format_table(rows: list[StreamsBenchRow], clip: str) -> str:
              f"{r.latency_p50_ms:.1f}", f"{r.latency_p95_ms:.1f}", r.slowest_stage,
              "-" if np.isnan(r.peak_gpu_mb) else f"{r.peak_gpu_mb:,.0f}", "yes" if r.holds else "no"] for r in rows]
     held = [r.streams for r in rows if r.holds]
-    return (markdown_table(headers, body) + f"\n({clip}; each stream paced at the clip's frame rate, detector "
+    peaks = "\n".join(f"{r.streams} streams, deepest queues: {r.queue_peaks}" for r in rows)
+    return (markdown_table(headers, body) + f"\n{peaks}\n({clip}; each stream paced at the clip's frame rate, detector "
             f"off; largest count that holds: {max(held) if held else 'none'})")

@@ -1,5 +1,6 @@
 """The command line: real work on real files, and one clear line for every bad input."""
 
+import json
 import os
 import subprocess
 import sys
@@ -95,3 +96,17 @@ def test_corrupt_model_files_get_one_clear_line(tmp_path):
     checkpoint.write_bytes(b"PK\x03\x04 not really a zip")
     assert_one_line_error(wildpose("run", "--source", "x.mp4", "--model", str(checkpoint), "--backend", "torch"),
                           "cannot read checkpoint")
+
+
+def test_bench_streams_accounts_for_every_frame_of_every_stream(walker_clip, tmp_path):
+    report = tmp_path / "streams.json"
+    result = wildpose("bench", "--streams", "1,2", "--source", str(walker_clip), "--json", str(report))
+    assert result.returncode == 0, result.stderr
+    assert "deepest queues: preprocess->infer" in result.stdout
+    rows = json.loads(report.read_text())
+    assert [r["streams"] for r in rows] == [1, 2]
+    for row in rows:
+        assert row["frames_expected"] == 48 * row["streams"]
+        dropped = sum(int(part.split("=")[1]) for part in row["drops"].split(", ")) if row["drops"] != "none" else 0
+        assert row["frames_published"] + dropped == row["frames_expected"], row
+        assert row["holds"] == (dropped == 0 and row["latency_p95_ms"] < 100.0)
