@@ -48,7 +48,8 @@ def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, cont
         # each copy do not take the cores that capture and preprocessing of many streams need.
         threads = config.threads if config.threads is not None or config.device == "cpu" else 1
         engine = load(args.model_path, config.backend, device=config.device, threads=threads,
-                      spin=config.spin, precision=config.precision, compile=config.compile,
+                      spin=config.spin, precision=config.precision,
+                      compile=config.compile if config.device == "cuda" else None,
                       calibration=calibration)
         engine.prepare()  # CUDA: compile and capture every batch size before the first frame
     except WildPoseError as exc:

@@ -75,7 +75,8 @@ def run_engine_only(config: EngineBenchConfig) -> list[EngineBenchRow]:
 
     models = []  # (preset label, checkpoint or None, onnx or None)
     if config.model:
-        backend = load(config.model, "torch" if config.model.endswith((".pt", ".pth")) else "onnxruntime")
+        backend = load(config.model, "torch" if config.model.endswith((".pt", ".pth")) else "onnxruntime",
+                       device="cpu")
         label = _config_label(backend.metadata.model_config)
         backend.close()
         models.append((label, config.model))
@@ -117,7 +118,7 @@ def measure_engine(path: str, backend_name: str, batch: int, threads: int | None
     """Runs in a fresh process: load, warm up, time; returns median ms and this process's peak RSS."""
     from wildpose.engine import load
 
-    engine = load(path, backend_name, threads=threads)
+    engine = load(path, backend_name, device="cpu", threads=threads)  # the CPU table; GPUs: bench --gpu
     size = engine.input_size
     images = np.random.default_rng(0).random((batch, 3, size, size), dtype=np.float32)
     for _ in range(warmup):

@@ -51,7 +51,7 @@ def assert_parity(onnx_engine, torch_engine, batch: np.ndarray) -> None:
 @pytest.fixture(scope="module", params=["realtime", "paper"])
 def engines(request, preset_models):
     checkpoint_path, onnx_path = preset_models(request.param)
-    onnx_engine, torch_engine = load(onnx_path, "onnxruntime"), load(checkpoint_path, "torch")
+    onnx_engine, torch_engine = load(onnx_path, "onnxruntime"), load(checkpoint_path, "torch", device="cpu")
     yield onnx_engine, torch_engine
     onnx_engine.close()
     torch_engine.close()

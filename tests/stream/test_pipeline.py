@@ -93,6 +93,16 @@ def test_the_generated_clip_publishes_people_meta_and_stats(pipeline, walker_cli
     assert latencies and all(0 < s["total"]["p50"] <= s["total"]["p95"] for s in latencies)
 
 
+def test_the_torch_backend_runs_the_pipeline_on_the_cpu(pipeline, walker_clip):
+    run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--detector", "none",
+                   "--backend", "torch", "--wait-subscribers", "1")
+    with PoseSubscriber(run.endpoint, topics=["pose", "meta"]) as subscriber:
+        poses = receive_poses(subscriber, 48)
+        assert run.wait() == 0, run.log
+    assert [p.seq for p in poses] == list(range(48))
+    assert re.search(r"infer ready: torch on cpu, .*eager fp32", run.log), run.log
+
+
 def test_two_subscribers_get_the_same_messages_and_a_stalled_one_slows_no_one(pipeline, walker_clip):
     frames = 240  # five passes of the clip: far more than the stalled subscriber's queues hold
     run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--loop", "--detector", "none",
