@@ -187,6 +187,14 @@ def add_parsers(verbs) -> None:
                        help="a pipeline's --publish endpoint (repeatable; ZeroMQ reconnects when it restarts)")
     proxy.add_argument("--bind", default="tcp://127.0.0.1:5600",
                        help="where subscribers connect (default tcp://127.0.0.1:5600)")
+    proxy.add_argument("--upstream-server-key", metavar="NAME.key",
+                       help="the pipelines' public key, when they run with --curve-secret")
+    proxy.add_argument("--upstream-secret", metavar="NAME.key_secret",
+                       help="... and the proxy's key pair as their client (its NAME.key in their --curve-clients)")
+    proxy.add_argument("--curve-secret", metavar="NAME.key_secret",
+                       help="encrypt the proxy's side with CURVE using this key pair")
+    proxy.add_argument("--curve-clients", metavar="DIR",
+                       help="with --curve-secret: admit only subscribers whose NAME.key is in DIR")
     proxy.set_defaults(handler=_proxy)
 
     keys = verbs.add_parser("keys", help="make a CURVE key pair for an encrypted, access-controlled stream",
@@ -197,9 +205,15 @@ def add_parsers(verbs) -> None:
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    from wildpose.stream import proxy
+    from wildpose.errors import ConfigError
+    from wildpose.stream import auth, proxy
 
-    proxy.run_proxy(args.upstream, args.bind)
+    if (args.upstream_server_key is None) != (args.upstream_secret is None):
+        raise ConfigError("encrypted pipelines need both --upstream-server-key (their NAME.key) and "
+                          "--upstream-secret (the proxy's NAME.key_secret)")
+    proxy.run_proxy(args.upstream, args.bind,
+                    upstream_keys=auth.client_keys(args.upstream_server_key, args.upstream_secret),
+                    curve_secret=args.curve_secret, curve_clients=args.curve_clients)
     return 0
 
 

@@ -5,6 +5,7 @@ import time
 
 from support import RunningCommand, assert_one_error_line, free_port, receive_poses, wildpose
 
+from wildpose.stream import auth
 from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber
 
 FRAMES = 48  # the walker clip
@@ -67,8 +68,37 @@ def test_a_subscriber_joining_later_through_the_proxy_still_gets_meta(walker_cli
                 command.kill()
 
 
+def test_the_proxy_carries_an_encrypted_pipeline_to_an_encrypted_subscriber(walker_clip, tmp_path):
+    pipeline_key, pipeline_secret = auth.generate_keys(tmp_path, "pipeline")
+    _, proxy_client_secret = auth.generate_keys(tmp_path / "pipeline-clients", "proxy")
+    proxy_key, proxy_secret = auth.generate_keys(tmp_path, "proxy-server")
+    _, viewer_secret = auth.generate_keys(tmp_path / "proxy-clients", "viewer")
+    upstream, endpoint = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    proxy = RunningCommand("proxy", "--upstream", upstream, "--bind", endpoint,
+                           "--upstream-server-key", str(pipeline_key), "--upstream-secret", str(proxy_client_secret),
+                           "--curve-secret", str(proxy_secret), "--curve-clients", str(tmp_path / "proxy-clients"))
+    pipeline = None
+    try:
+        proxy.wait_for_log(r"proxy: 1 pipeline")
+        with PoseSubscriber(endpoint, topics=["pose"], curve_server_key=str(proxy_key),
+                            curve_secret=str(viewer_secret)) as viewer, PoseSubscriber(endpoint) as plain:
+            pipeline = RunningCommand("run", "--name", "vault", "--source", f"cam={walker_clip}", "--every-frame",
+                                      "--detector", "none", "--publish", upstream, "--wait-subscribers", "1",
+                                      "--curve-secret", str(pipeline_secret),
+                                      "--curve-clients", str(tmp_path / "pipeline-clients"))
+            poses = receive_poses(viewer, FRAMES, timeout=60)
+            assert plain.recv(timeout=0.5) is None  # the proxy's side is encrypted too
+        assert [p.seq for p in poses] == list(range(FRAMES)) and {p.stream for p in poses} == {"vault.cam"}
+    finally:
+        for command in (pipeline, proxy):
+            if command is not None:
+                command.kill()
+
+
 def test_the_proxy_refuses_a_malformed_endpoint_in_one_line():
     assert_one_error_line(wildpose("proxy", "--upstream", "localhost:5555"), "not a ZeroMQ endpoint")
+    assert_one_error_line(wildpose("proxy", "--upstream", "tcp://127.0.0.1:1", "--upstream-secret", "x.key_secret"),
+                          "need both --upstream-server-key")
 
 
 def test_a_pipeline_name_that_cannot_prefix_stream_ids_is_refused(walker_clip):
