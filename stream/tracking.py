@@ -218,7 +218,14 @@ class PeopleTracker:
             track.detected(detection.box, self.seq)
             regions.append(self._region(track.track_id, detection, tracked=False))
         for index, track in enumerate(self.tracks):
-            if index in matched_tracks or track.lost:
+            if index in matched_tracks:
+                continue
+            if track.lost:
+                # lost by its pose's low confidence, and the detector does not see it either: from this
+                # frame on only a detection brings it back. Without this, late poses of frames cropped
+                # earlier (a pose network finds a "person" in an empty crop) could revive it again and
+                # again, and a person who left stayed published for frames.
+                track.lost_seq = max(track.lost_seq, self.seq)
                 continue
             # Not found this time. Once may be the detector's flicker: keep cropping it and look again
             # on the next frame. Twice in a row and it is gone (a pose network trained on people finds

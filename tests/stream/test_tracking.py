@@ -260,3 +260,20 @@ def test_late_feedback_does_not_revive_a_person_the_detector_lost():
     assert tracker.regions(FRAME, seq=6) == []  # missed twice: lost
     tracker.on_poses(3, [(1, np.array([100.0, 100, 200, 400]), 0.9)])  # a confident pose of frame 3
     assert tracker.regions(FRAME, seq=7) == []
+
+
+def test_a_person_lost_by_pose_confidence_and_not_detected_stays_lost_whatever_feedback_comes_late():
+    """A leaving person: the pose of frame 2 is unconfident (lost), the detector finds no one at frame 3,
+    and only then do confident poses of frames 1 and 2 (cropped before) arrive. The person stays gone;
+    before, each such pose brought the track back and it was published into the empty room."""
+    detector = ScriptedDetector([person(100, 100, 200, 400)], [])
+    tracker = PeopleTracker(detector, TrackingConfig(detect_every=10), input_size=192)
+    tracker.regions(FRAME, seq=0)
+    tracker.regions(FRAME, seq=1)
+    tracker.regions(FRAME, seq=2)
+    tracker.on_poses(2, [(1, np.array([100.0, 100, 200, 400]), 0.1)])  # unconfident: lost
+    assert tracker.regions(FRAME, seq=3) == []  # the detector runs and finds no one
+    tracker.on_poses(1, [(1, np.array([100.0, 100, 200, 400]), 0.9)])
+    tracker.on_poses(3, [(1, np.array([100.0, 100, 200, 400]), 0.9)])  # not even a pose of frame 3
+    for seq in range(4, 8):
+        assert tracker.regions(FRAME, seq=seq) == []
