@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The GPU checks of the GPU engines issue in one run, for a machine lent for a few minutes:
+# engine bench (eager vs compiled), GPU parity tests, concurrent streams. Results go to $OUT (default
+# ./gpu-check). Wheels the machine lacks (PyAV, pyzmq, tqdm, pytest for Python 3.12) can be put in
+# $WHEELS; each step has a time limit, so a slow one cannot eat the others' time.
+#   WHEELS=.carry/wheels STREAMS_SOURCE=clip-640x480.mp4 bash tools/gpu_check.sh
+set -u
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="${OUT:-$PWD/gpu-check}"; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 WILDPOSE_CACHE="${WILDPOSE_CACHE:-/tmp/wildpose-cache}"
+if ! python3 -c "import wildpose" 2>/dev/null; then  # a checkout, not installed: import it as `wildpose`
+  mkdir -p /tmp/wildpose-pkg && ln -sfn "$ROOT" /tmp/wildpose-pkg/wildpose
+  export PYTHONPATH="/tmp/wildpose-pkg${PYTHONPATH:+:$PYTHONPATH}"
+fi
+S=$(date +%s); step() { echo "[$(( $(date +%s) - S )) s] $*" | tee -a "$OUT/steps.txt"; }
+[ -n "${WHEELS:-}" ] && python3 -m pip install --no-index --no-deps -q "$WHEELS"/*.whl > /dev/null 2>&1
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
+  python3 -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
+} > "$OUT/gpu.txt" 2>&1; cat "$OUT/gpu.txt"
+cd "$ROOT"
+timeout -k 5 "${BENCH_S:-250}" python3 -m wildpose.tools.cli bench --gpu --presets paper --batch 1,8,64 \
+  --seconds 1.5 --restarts 1 --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.md" 2> "$OUT/bench_gpu.log"
+step "bench --gpu exit $?"; cat "$OUT/bench_gpu.md"
+timeout -k 5 "${TESTS_S:-150}" python3 -m pytest -q -rs --tb=short -p no:cacheprovider tests/engine/test_gpu_engines.py \
+  > "$OUT/tests.txt" 2>&1
+step "GPU tests exit $?"; grep -E "^E |FAILED|passed|failed|SKIPPED" "$OUT/tests.txt" | cut -c1-300 | tail -12
+PAPER=$(python3 -c "from wildpose.engine import default_model; print(default_model.untrained_checkpoint('paper', 0))")
+timeout -k 10 "${STREAMS_S:-200}" python3 -m wildpose.tools.cli bench --streams "${COUNTS:-16,32,48}" \
+  ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --model "$PAPER" --json "$OUT/streams.json" \
+  > "$OUT/streams.md" 2> "$OUT/streams.log"
+step "streams exit $?"; cat "$OUT/streams.md"
