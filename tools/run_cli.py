@@ -155,10 +155,7 @@ def add_parsers(verbs) -> None:
     group.add_argument("--vmc-stream", metavar="ID", help="VMC: this stream (default: the first)")
     group.add_argument("--publish-raw", action="store_true",
                        help="also publish each pose before smoothing, on pose.raw/<stream>")
-    group.add_argument("--curve-secret", metavar="NAME.key_secret",
-                       help="encrypt the stream with ZeroMQ CURVE using this key pair (`wildpose keys`)")
-    group.add_argument("--curve-clients", metavar="DIR",
-                       help="with --curve-secret: admit only subscribers whose NAME.key is in DIR")
+    add_curve_publisher_flags(group)
     group.add_argument("--duration", type=float, help="stop after this many seconds")
     group.add_argument("--name", help="this pipeline's name in a fleet: stream ids become NAME.ID, unique "
                                       "behind `wildpose proxy`")
@@ -191,10 +188,7 @@ def add_parsers(verbs) -> None:
                        help="the pipelines' public key, when they run with --curve-secret")
     proxy.add_argument("--upstream-secret", metavar="NAME.key_secret",
                        help="... and the proxy's key pair as their client (its NAME.key in their --curve-clients)")
-    proxy.add_argument("--curve-secret", metavar="NAME.key_secret",
-                       help="encrypt the proxy's side with CURVE using this key pair")
-    proxy.add_argument("--curve-clients", metavar="DIR",
-                       help="with --curve-secret: admit only subscribers whose NAME.key is in DIR")
+    add_curve_publisher_flags(proxy)
     proxy.set_defaults(handler=_proxy)
 
     keys = verbs.add_parser("keys", help="make a CURVE key pair for an encrypted, access-controlled stream",
@@ -202,6 +196,15 @@ def add_parsers(verbs) -> None:
     keys.add_argument("--output", default="keys", help="folder for NAME.key and NAME.key_secret (default keys)")
     keys.add_argument("--name", default="server", help="key name (default server)")
     keys.set_defaults(handler=_keys)
+
+
+def add_curve_publisher_flags(parser) -> None:
+    """--curve-secret and --curve-clients, the same for every command that publishes (run, replay, proxy)."""
+    parser.add_argument("--curve-secret", metavar="NAME.key_secret",
+                        help="encrypt what this command publishes with ZeroMQ CURVE using this key pair "
+                             "(`wildpose keys`)")
+    parser.add_argument("--curve-clients", metavar="DIR",
+                        help="with --curve-secret: admit only subscribers whose NAME.key is in DIR")
 
 
 def _proxy(args: argparse.Namespace) -> int:

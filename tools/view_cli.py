@@ -11,6 +11,8 @@ import argparse
 import signal
 from collections.abc import Callable
 
+from wildpose.tools import run_cli
+
 VIEW_EXAMPLES = """examples:
   wildpose view --output view.mp4                          # until Ctrl-C; the pipeline needs --publish-frames
   wildpose view --endpoint tcp://10.0.0.7:5555 --output door.mp4 --stream door --duration 60
@@ -92,10 +94,7 @@ def add_parsers(verbs) -> None:
     replay.add_argument("--send-hwm", type=int, default=1000,
                         help="paced: messages queued per subscriber before dropping (default 1000)")
     replay.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
-    replay.add_argument("--curve-secret", metavar="NAME.key_secret",
-                        help="encrypt with ZeroMQ CURVE using this key pair, as `wildpose run --curve-secret`")
-    replay.add_argument("--curve-clients", metavar="DIR",
-                        help="with --curve-secret: admit only subscribers whose NAME.key is in DIR")
+    run_cli.add_curve_publisher_flags(replay)
     replay.set_defaults(handler=_replay)
 
 
