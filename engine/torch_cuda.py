@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 GRAPH_BATCHES = (1, 2, 4, 8, 16, 32, 64)
 _WARMUP_CALLS = 3
-INPUT_KINDS = ("float32", "uint8")
 
 
 def use_engine_cache_for_inductor() -> str:
