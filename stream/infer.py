@@ -60,8 +60,10 @@ def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, cont
     counters = {stream: Counters(array) for stream, array in counters_arrays.items()}
     ended: set[str] = set()
     wait_s = args.engine.batch_wait_ms / 1000.0
+    trimmer = process.MemoryTrimmer()
     try:
         while ended != set(rings) and not stop_event.is_set():
+            trimmer.maybe_trim()
             try:
                 first = in_queue.get(timeout=_POLL_S)
             except queue.Empty:

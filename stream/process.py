@@ -81,3 +81,28 @@ def release_queue(out_queue, stop_event) -> None:
     (its reader may be gone); after a normal end, do, since the end-of-stream marker is in there."""
     if stop_event.is_set():
         out_queue.cancel_join_thread()
+
+
+class MemoryTrimmer:
+    """Hands freed heap memory back to the system at most once per `interval_s` (glibc's
+    `malloc_trim`; a no-op elsewhere).
+
+    The inference runtime allocates and frees its activations on every call, sized by the batch. glibc
+    keeps freed blocks of that size in the heap, so a process that once ran a large batch (a stage that
+    fell behind) would hold that memory for good; a soak reads it as growth. A trim a second keeps the
+    process near what its current batches need, at a cost of a few milliseconds a second.
+    """
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self.interval_s = interval_s
+        self.next = 0.0
+        try:
+            self._trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            self._trim = None
+
+    def maybe_trim(self) -> None:
+        now = time.monotonic()
+        if self._trim is not None and now >= self.next:
+            self._trim(0)
+            self.next = now + self.interval_s
