@@ -5,6 +5,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `wildpose serve` (PyTriton) runs from its own environment: PyTriton 0.7's Triton backend stub is built
+# against NumPy 1 (under NumPy 2 it answers empty tensors), and OpenCV and pandas here need NumPy 2.
+# The Python must have a shared libpython (pyenv's and Debian's do; SERVE_PYTHON=/usr/bin/python3).
+SERVE_PYTHON ?= $(PYTHON)
+SERVE_VENV ?= $(VENV)-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
+SERVE_PACKAGES := nvidia-pytriton==0.7.0 numpy==1.26.4 onnx==1.23.2 onnxruntime==1.32.0 tqdm==4.70.1
 # PyTorch pinned; on the project's CPU machines pip takes this version's CPU wheel from local disk.
 TORCH_PIN := torch==2.13.0
 # What the tests need from Debian: GStreamer's RTSP server (a real RTSP source), run by the system
@@ -16,7 +23,7 @@ DEBIAN_TEST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugi
 # (a NodeSource Node.js ships its own npm, which Debian's npm package conflicts with)
 NODE_PACKAGES := nodejs npm
 
-.PHONY: demo test bench venv system-packages clean
+.PHONY: demo test bench venv serve-env system-packages clean
 
 venv: $(STAMP)
 
@@ -26,6 +33,15 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
 	$(BIN)/python -m pip install --quiet -e ".[torch,test]"
 	touch $(STAMP)
+
+serve-env: $(SERVE_STAMP)
+
+$(SERVE_STAMP): setup.cfg pyproject.toml Makefile
+	test -x $(SERVE_VENV)/bin/python || $(SERVE_PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/python -m pip install --quiet "$(TORCH_PIN)" $(SERVE_PACKAGES)
+	$(SERVE_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(SERVE_STAMP)
 
 system-packages:
 	@if ! command -v dpkg >/dev/null; then \
@@ -41,7 +57,7 @@ system-packages:
 demo: $(STAMP)
 	$(BIN)/wildpose demo
 
-test: $(STAMP) system-packages
+test: $(STAMP) $(SERVE_STAMP) system-packages
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -49,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/wildpose bench --end-to-end
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(SERVE_VENV) *.egg-info

@@ -31,6 +31,10 @@ class BackendUnavailableError(WildPoseError):
     """The requested inference backend is unknown or cannot run on this machine."""
 
 
+class EngineUnreachableError(BackendUnavailableError):
+    """No listed inference server answered; the caller may retry later."""
+
+
 class DatasetError(WildPoseError):
     """A dataset file (annotations or an image) is missing, unreadable or malformed."""
 

@@ -13,18 +13,20 @@ from wildpose.errors import BackendUnavailableError, ModelFileError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt", "triton")
+TRITON_SCHEME = "triton://"  # a "model" of this form is a list of Triton servers (engine/triton_backend.py)
 DEVICES = ("auto", "cpu", "cuda")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def load(model_path: str | Path | None = None, backend: str = "auto", *, device: str = "auto",
          threads: int | None = None, spin: bool = True, precision: str | None = None,
-         compile: bool | None = None, calibration: list | None = None) -> Backend:
-    """Open `model_path` (an `.onnx` file or a `.pt` checkpoint; None: the embedded default).
+         compile: bool | None = None, calibration: list | None = None, timeout_s: float = 5.0) -> Backend:
+    """Open `model_path` (an `.onnx` file or a `.pt` checkpoint; None: the embedded default; or
+    `triton://HOST:PORT[,HOST2:PORT]`: Triton servers, each request timing out after `timeout_s`).
 
-    backend: "auto", "onnxruntime", "torch" or "tensorrt". "auto" takes the fastest that can run here
-    (TensorRT, then torch on CUDA, then ONNX Runtime on the CPU) and logs its choice.
+    backend: "auto", "onnxruntime", "torch", "tensorrt" or "triton". "auto" takes the fastest that can
+    run here (TensorRT, then torch on CUDA, then ONNX Runtime on the CPU) and logs its choice.
     device: "auto" (a GPU when there is one), "cpu" or "cuda".
     precision: fp32/fp16/bf16 (torch), fp32/fp16/int8 (tensorrt; int8 needs `calibration` batches);
     None: each backend's default. compile: torch on CUDA only (None: on).
@@ -32,6 +34,10 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
     """
     backend, device = choose(backend, device, model_path)
     path = resolve(model_path, backend)
+    if backend == "triton":
+        from wildpose.engine.triton_backend import TritonBackend
+
+        return TritonBackend(str(path), timeout_s=timeout_s)
     if backend == "torch":
         from wildpose.engine.torch_backend import TorchBackend
 
@@ -51,7 +57,7 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
 def read_metadata(model_path: str | Path, backend: str) -> EngineMetadata:
     """The model's metadata, checked the way `backend` will open it, without starting a GPU runtime
     (the pipeline's supervisor calls this; the inference process loads the engine itself)."""
-    if backend in ("torch", "onnxruntime"):
+    if backend in ("torch", "onnxruntime", "triton"):
         with load(model_path, backend, device="cpu", threads=1) as engine:
             return engine.metadata
     from wildpose.engine import onnx_file
@@ -71,6 +77,13 @@ def choose(backend: str, device: str, model_path: str | Path | None = None) -> t
         raise BackendUnavailableError(f"unknown device {device!r}; choose one of {list(DEVICES)}")
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    is_remote = str(model_path or "").startswith(TRITON_SCHEME)
+    if is_remote or backend == "triton":
+        if not (is_remote and backend in ("auto", "triton")):
+            raise BackendUnavailableError(f"the triton backend takes {TRITON_SCHEME}HOST:PORT as its model "
+                                          f"(--engine {TRITON_SCHEME}HOST:PORT), got backend {backend!r} "
+                                          f"and model {model_path!r}")
+        return "triton", "cpu"  # the host side of a remote engine
     if backend != "auto":
         if device == "auto":
             device = "cuda" if backend == "tensorrt" or (backend == "torch" and _torch_cuda()) else "cpu"
@@ -100,11 +113,17 @@ def _torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def resolve(model_path: str | Path | None, backend: str = "auto") -> Path:
+def resolve(model_path: str | Path | None, backend: str = "auto") -> Path | str:
     """The file `backend` will open for `model_path`: the default model when None, the cached ONNX
-    export of a checkpoint for ONNX Runtime. Checks the backend name and the file type."""
+    export of a checkpoint for ONNX Runtime; a Triton URL as it is. Checks the backend name and the
+    file type."""
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if backend == "triton":
+        from wildpose.engine.triton_backend import parse_url
+
+        parse_url(str(model_path))
+        return str(model_path)
     if model_path is None:
         from wildpose.engine import default_model
 

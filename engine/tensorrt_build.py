@@ -92,8 +92,11 @@ def tensorrt_or_fail():
 
 
 def build_serialized(onnx_bytes: bytes, input_name: str, input_size: int, precision: str, min_batch: int,
-                     opt_batch: int, max_batch: int, timing_cache: Path, calibrator=None) -> bytes:
-    """Parse the ONNX model and build a serialised engine with one optimisation profile."""
+                     opt_batch: int, max_batch: int, timing_cache: Path, calibrator=None,
+                     channels_last: bool = False) -> bytes:
+    """Parse the ONNX model and build a serialised engine with one optimisation profile.
+
+    channels_last: the input is `(N, S, S, 3)` (the uint8 crops of a Triton repository's model)."""
     trt = tensorrt_or_fail()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -107,7 +110,7 @@ def build_serialized(onnx_bytes: bytes, input_name: str, input_size: int, precis
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)  # INT8 layers fall back to FP16, not FP32
     profile = builder.create_optimization_profile()
-    shape = (3, input_size, input_size)
+    shape = (input_size, input_size, 3) if channels_last else (3, input_size, input_size)
     profile.set_shape(input_name, (min_batch, *shape), (opt_batch, *shape), (max_batch, *shape))
     config.add_optimization_profile(profile)
     if precision == "int8":

@@ -162,6 +162,7 @@ class EngineConfig:
     max_batch: int = 8  # crops per inference call, across all sources
     batch_wait_ms: float = 2.0  # how long the first crop waits for others to fill a batch
     spin: bool = False  # ONNX Runtime thread spinning: off leaves the cores to capture and decode
+    timeout_s: float = 5.0  # triton: a server slower than this for one request counts as failed
 
     def __post_init__(self) -> None:
         from wildpose.engine.loader import BACKENDS, DEVICES  # engine is below stream: the import is one-way
@@ -181,6 +182,7 @@ class EngineConfig:
             _positive("engine", "threads", self.threads, integer=True)
         _positive("engine", "max_batch", self.max_batch, integer=True)
         _positive("engine", "batch_wait_ms", self.batch_wait_ms, allow_zero=True)
+        _positive("engine", "timeout_s", self.timeout_s)
 
 
 @dataclass(frozen=True)

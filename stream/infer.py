@@ -12,7 +12,7 @@ import queue
 import time
 from dataclasses import dataclass
 
-from wildpose.errors import WildPoseError
+from wildpose.errors import EngineUnreachableError, WildPoseError
 from wildpose.stream import process
 from wildpose.stream.config import EngineConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket
@@ -50,7 +50,7 @@ def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, cont
         engine = load(args.model_path, config.backend, device=config.device, threads=threads,
                       spin=config.spin, precision=config.precision,
                       compile=config.compile if config.device == "cuda" else None,
-                      calibration=calibration)
+                      calibration=calibration, timeout_s=config.timeout_s)
         engine.prepare()  # CUDA: compile and capture every batch size before the first frame
     except WildPoseError as exc:
         control_queue.put(("fatal", "infer", str(exc)))
@@ -61,6 +61,7 @@ def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, cont
     ended: set[str] = set()
     wait_s = args.engine.batch_wait_ms / 1000.0
     trimmer = process.MemoryTrimmer()
+    outage = _Outage()
     try:
         while ended != set(rings) and not stop_event.is_set():
             trimmer.maybe_trim()
@@ -69,7 +70,7 @@ def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, cont
             except queue.Empty:
                 continue
             batch = _gather(in_queue, first, args.engine.max_batch, wait_s)
-            for item in _run(engine, batch, rings, counters):
+            for item in _run(engine, batch, rings, counters, outage):
                 if isinstance(item, EndOfStream):
                     ended.add(item.stream)
                 if not process.put_until_stopped(out_queue, item, stop_event):
@@ -98,12 +99,35 @@ def _gather(in_queue, first, max_batch: int, wait_s: float) -> list:
     return batch
 
 
-def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters]) -> list:
+class _Outage:
+    """Logs a remote engine's loss once and its return with the frames lost in between."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.lost = 0
+
+    def failed(self, error: EngineUnreachableError, frames: int) -> None:
+        if self.since is None:
+            self.since, self.lost = time.monotonic(), 0
+            log.warning("inference engine lost: %s; frames with people are dropped (engine_unreachable) "
+                        "until it answers", error)
+        self.lost += frames
+
+    def answered(self) -> None:
+        if self.since is not None:
+            log.warning("inference engine back after %.1f s; %d frames lost (engine_unreachable)",
+                        time.monotonic() - self.since, self.lost)
+            self.since = None
+
+
+def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters],
+         outage: _Outage) -> list:
     """Infer every person of every ticket in one engine call and attach the outputs.
 
     Crops are copied from the rings straight into the engine's staging buffer (pinned memory on a
     GPU). Returns the batch, in order, without tickets whose crops were overwritten before they could
-    be read (each counted as a `crop_overrun` drop).
+    be read (each counted as a `crop_overrun` drop) or that a remote engine did not answer for
+    (`engine_unreachable`).
     """
     rows = sum(len(item.people) for item in batch if isinstance(item, FrameTicket))
     staging = engine.staging(rows) if rows else None
@@ -118,7 +142,15 @@ def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Co
             filled += shape[0]
         kept.append(item)
     if filled:
-        out = engine.infer_crops(staging[:filled])
+        try:
+            out = engine.infer_crops(staging[:filled])
+        except EngineUnreachableError as error:
+            outage.failed(error, len(owners))
+            for ticket in owners:
+                counters[ticket.stream].add("drop_engine_unreachable")
+            lost = {id(ticket) for ticket in owners}
+            return [item for item in kept if id(item) not in lost]
+        outage.answered()
         index = 0
         for ticket in owners:
             for person in ticket.people:

@@ -24,6 +24,7 @@ COUNTERS: dict[str, str] = {
     "detections": "preprocess",  # detector runs
     "inferred": "infer",
     "drop_crop_overrun": "infer",  # crop slot overwritten before infer read it
+    "drop_engine_unreachable": "infer",  # a remote engine (Triton) did not answer: no pose for the frame
     "smoothed": "smooth",
     "published": "publish",
     "drop_publish": "publish",  # ZeroMQ refused the message (send queue full)

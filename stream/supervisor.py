@@ -90,7 +90,8 @@ class Pipeline:
                      intrinsics[source.stream_id].source)
         self.intrinsics = intrinsics
         meta = schema.meta(
-            model={"file": os.path.basename(model_path), "backend": engine_name,
+            model={"file": model_path if engine_name == "triton" else os.path.basename(model_path),
+                   "backend": engine_name,
                    "config": metadata.model_config.to_dict(), "weights": metadata.weights},
             streams={s.stream_id: {"source": s.display, "kind": s.kind,
                                    "intrinsics": intrinsics[s.stream_id].describe()} for s in config.sources},

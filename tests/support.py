@@ -50,10 +50,10 @@ def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) 
 class RunningCommand:
     """`wildpose VERB ARGS` in its own process; stderr lines are collected as they come."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, new_session: bool = False) -> None:
         command = [sys.executable, "-m", "wildpose.tools.cli", *args]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        env={**os.environ, "WILDPOSE_DEBUG": ""})
+                                        env={**os.environ, "WILDPOSE_DEBUG": ""}, start_new_session=new_session)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -13,7 +13,7 @@ import sys
 
 from wildpose import __version__, logs
 from wildpose.errors import WildPoseError
-from wildpose.tools import experiment_cli, run_cli, train_cli, view_cli
+from wildpose.tools import experiment_cli, run_cli, serve_cli, train_cli, view_cli
 
 log = logging.getLogger("wildpose")
 
@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   wildpose subscribe                             # print what a running pipeline publishes
   wildpose export --preset paper --init-seed 0 -o paper.onnx
   wildpose export runs/stage3.pt -o model.onnx
+  wildpose export --triton-repo models           # the bundled model as a Triton model repository
   wildpose bench --engine-only                   # both presets, onnxruntime and torch
   wildpose bench --engine-only --presets realtime --backends onnxruntime --batch 1,8
 """
@@ -59,8 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     export = verbs.add_parser("export", help="export a checkpoint to ONNX (decoding inside the graph)")
-    export.add_argument("checkpoint", nargs="?", help="checkpoint (.pt) to export")
-    export.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    export.add_argument("checkpoint", nargs="?",
+                        help="checkpoint (.pt) to export (--triton-repo: or an .onnx file; default the bundled model)")
+    export.add_argument("-o", "--output", help="ONNX file to write")
+    export.add_argument("--triton-repo", metavar="DIR",
+                        help="write a Triton Inference Server model repository (config.pbtxt + model) here")
+    export.add_argument("--triton-max-batch", type=int, default=32,
+                        help="--triton-repo: largest batch the server forms (default 32)")
+    export.add_argument("--triton-queue-delay-us", type=int, default=2000,
+                        help="--triton-repo: dynamic batching queue delay, microseconds (default 2000)")
+    export.add_argument("--triton-instances", type=int, default=1,
+                        help="--triton-repo: model instances (default 1)")
+    export.add_argument("--triton-gpu", action="store_true",
+                        help="--triton-repo: instances on the GPU, and a TensorRT plan where TensorRT is installed")
     export.add_argument("--preset", help="instead of a checkpoint: a preset (paper, realtime, tiny) ...")
     export.add_argument("--init-seed", type=int, help="... with untrained weights from this seed; the "
                         "checkpoint is written next to the output as .pt")
@@ -88,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="engine on a CUDA GPU: eager vs compiled (and TensorRT) per precision and batch")
     mode.add_argument("--streams", type=_csv(int), metavar="N,N,...",
                       help="concurrent live streams of one file: drops and latency per count (e.g. 8,16,32)")
+    mode.add_argument("--triton", type=_csv(int), metavar="N,N,...",
+                      help="N pipelines with the local engine, then against one `wildpose serve` (e.g. 1,2,4)")
+    bench.add_argument("--queue-delay-us", type=int, default=2000,
+                       help="--triton: the server's dynamic batching queue delay (default 2000)")
     bench.add_argument("--presets", type=_csv(str),
                        help="engine-only: comma-separated presets (default realtime,paper; --gpu: paper)")
     bench.add_argument("--paths", type=_csv(str), default=("eager", "compiled"),
@@ -116,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--model", help="the pipeline's model (default: the bundled weights)")
     soak.set_defaults(handler=_soak)
     run_cli.add_parsers(verbs)
+    serve_cli.add_parsers(verbs)
     train_cli.add_parsers(verbs)
     experiment_cli.add_parsers(verbs)
     view_cli.add_parsers(verbs)
@@ -148,6 +165,10 @@ def _export(args: argparse.Namespace) -> int:
     from wildpose.engine.export import export_onnx
     from wildpose.errors import ConfigError
 
+    if args.triton_repo is not None:
+        return _export_triton(args)
+    if args.output is None:
+        raise ConfigError("give -o FILE.onnx (or --triton-repo DIR for a Triton model repository)")
     if (args.checkpoint is None) == (args.preset is None):
         raise ConfigError("give either a checkpoint or --preset NAME --init-seed N, not both or neither")
     source = args.checkpoint
@@ -164,6 +185,37 @@ def _export(args: argparse.Namespace) -> int:
         log.info("wrote %s", source)
     metadata = export_onnx(source, args.output, opset=args.opset)
     print(f"{args.output}: {metadata.model_config}, opset {metadata.opset}, {metadata.weights}")
+    return 0
+
+
+def _export_triton(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from wildpose.engine import loader, triton_repo
+    from wildpose.errors import ConfigError
+
+    if args.preset is not None or args.output is not None:
+        raise ConfigError("--triton-repo takes a checkpoint or .onnx file (default: the bundled model), "
+                          "not --preset or -o")
+    onnx_path = loader.resolve(args.checkpoint, "onnxruntime")
+    config = triton_repo.RepoConfig(max_batch=args.triton_max_batch, queue_delay_us=args.triton_queue_delay_us,
+                                    instances=args.triton_instances, gpu=args.triton_gpu)
+    plan_from = None
+    if args.triton_gpu and importlib.util.find_spec("tensorrt") is not None:
+        from wildpose.engine.cache import cache_dir
+        from wildpose.engine.tensorrt_build import build_serialized
+
+        size = loader.read_metadata(onnx_path, "onnxruntime").input_size
+        plan_from = lambda onnx_bytes: build_serialized(  # noqa: E731
+            onnx_bytes, triton_repo.CROPS_INPUT, size, "fp16", 1, max(1, config.max_batch // 2), config.max_batch,
+            cache_dir("tensorrt") / "timing.cache", channels_last=True)
+    elif args.triton_gpu:
+        log.warning("TensorRT is not installed here: the repository serves the ONNX file with Triton's "
+                    "ONNX Runtime backend (on the GPU through its CUDA provider)")
+    repo = triton_repo.write(onnx_path, args.triton_repo, config, plan_from=plan_from)
+    print(f"{repo}: models {triton_repo.MODEL_NAME} and {triton_repo.METADATA_MODEL_NAME}; serve with:\n"
+          f"  docker run --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v {repo.resolve()}:/models "
+          f"nvcr.io/nvidia/tritonserver:24.08-py3 tritonserver --model-repository=/models")
     return 0
 
 
@@ -216,6 +268,15 @@ def _bench(args: argparse.Namespace) -> int:
             presets=args.presets or ("paper",), paths=args.paths, precisions=args.precisions,
             batches=args.batch or (1, 8, 64), seconds=args.seconds, restarts=args.restarts))
         print(bench_gpu.format_table(rows))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
+    if args.triton:
+        from wildpose.tools import bench_triton
+
+        rows, clip = bench_triton.run_triton_bench(bench_triton.TritonBenchConfig(
+            counts=args.triton, source=args.source, queue_delay_us=args.queue_delay_us))
+        print(bench_triton.format_table(rows, clip))
         if args.json:
             bench.write_json(rows, args.json)
         return 0

@@ -55,7 +55,8 @@ _OVERRIDES = {
     "threads": ("engine", "threads"), "max_batch": ("engine", "max_batch"),
     "batch_wait_ms": ("engine", "batch_wait_ms"), "spin": ("engine", "spin"),
     "precision": ("engine", "precision"), "compile": ("engine", "compile"),
-    "int8_calibration": ("engine", "int8_calibration"),
+    "int8_calibration": ("engine", "int8_calibration"), "engine_url": ("engine", "model"),
+    "engine_timeout": ("engine", "timeout_s"),
     "detector": ("tracking", "detector"), "detect_every": ("tracking", "detect_every"),
     "detector_score": ("tracking", "detector_score"), "max_people": ("tracking", "max_people"),
     "max_missed": ("tracking", "max_missed"),
@@ -103,6 +104,11 @@ def add_parsers(verbs) -> None:
                         help="OpenCV calibration file (camera_matrix, distortion_coefficients)")
     group = run.add_argument_group("engine")
     group.add_argument("--model", help="model file (.onnx or .pt); default: the embedded model")
+    group.add_argument("--engine", dest="engine_url", metavar="triton://HOST:PORT[,HOST2:PORT]",
+                       help="infer on Triton servers (`wildpose serve` or an official one) instead of here; "
+                            "the first that answers, failing over in order")
+    group.add_argument("--engine-timeout", type=float, metavar="S",
+                       help="--engine: seconds before a server's request counts as failed (default 5)")
     group.add_argument("--backend", help="auto (default), onnxruntime, torch or tensorrt")
     group.add_argument("--device", help="auto (default: a GPU when there is one), cpu or cuda")
     group.add_argument("--precision", help="fp32, fp16 or bf16 (torch), fp32, fp16 or int8 (tensorrt); "
@@ -224,6 +230,10 @@ def build_run_config(args: argparse.Namespace):
     from wildpose.stream import config as run_config
 
     values = vars(args)
+    if "engine_url" in values and "model" in values:
+        from wildpose.errors import ConfigError
+
+        raise ConfigError("give --engine triton://... or --model FILE, not both: the server has the model")
     file_values = run_config.load_toml(values["config"]) if "config" in values else {}
     overrides: dict[str, dict] = {}
     for flag, (section, name) in _OVERRIDES.items():

@@ -55,7 +55,7 @@ def test_the_torch_backend_needs_a_checkpoint(preset_models):
 
 
 def test_every_advertised_backend_is_handled():
-    assert BACKENDS == ("auto", "onnxruntime", "torch", "tensorrt")
+    assert BACKENDS == ("auto", "onnxruntime", "torch", "tensorrt", "triton")
 
 
 @pytest.mark.parametrize("name, content, message", [
