@@ -150,7 +150,8 @@ class TritonBackend(Backend):
     def _failed(self, server: _Server, exc: Exception) -> None:
         now = time.monotonic()
         message = getattr(exc, "message", None)
-        reason = (message() if callable(message) else str(exc)).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        text = (message() if callable(message) else str(exc)) or type(exc).__name__
+        reason = text.splitlines()[0][:160]
         server.last_error = reason
         if server.down_since is None:
             server.down_since = now

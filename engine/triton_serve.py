@@ -128,7 +128,7 @@ def serve(engine: Backend, config: ServeConfig = ServeConfig()) -> None:
     except (PyTritonError, OSError, RuntimeError) as exc:
         raise BackendUnavailableError(f"Triton did not start ({str(exc).splitlines()[0][:200]}); its log: "
                                       f"{server_log}") from None
-    with triton:
+    try:
         triton.bind(MODEL_NAME, infer,
                     inputs=[Tensor(name=CROPS_INPUT, dtype=np.uint8, shape=(size, size, 3))],
                     outputs=[Tensor(name="joints2d_crop", dtype=np.float32, shape=(joints, 2)),
@@ -146,5 +146,7 @@ def serve(engine: Backend, config: ServeConfig = ServeConfig()) -> None:
                  config.host, config.grpc_port, config.host, config.http_port, config.host,
                  config.metrics_port, config.max_batch, config.queue_delay_us, server_log)
         triton.serve()
+    finally:
+        triton.__exit__(None, None, None)
     log.info("server stopped")
 

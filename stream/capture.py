@@ -71,7 +71,9 @@ class _Capture:
         self.counters = counters
         self.stop = stop_event
         self.control = control_queue
-        self.seq = -1  # index of the last decoded frame of the source
+        # index of the last decoded frame of the source; a restarted live capture numbers on from the
+        # last frame handed on (a file is decoded again and skips up to it)
+        self.seq = args.resume_after if args.source.is_live else -1
         self.resume_after = args.resume_after
         self.hold_for_publish = args.hold_for_publish
         self.loop_offset = 0.0  # added to media time after each loop of a file

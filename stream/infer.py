@@ -30,6 +30,7 @@ class InferArgs:
     engine: EngineConfig  # backend and device resolved by the supervisor: never "auto" here
     input_size: int
     crop_rings: dict[str, RingSpec]
+    every_frame: frozenset[str] = frozenset()  # streams that wait for a lost remote engine instead of dropping
 
 
 def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, control_queue, log_level: int,
@@ -61,7 +62,7 @@ def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, cont
     ended: set[str] = set()
     wait_s = args.engine.batch_wait_ms / 1000.0
     trimmer = process.MemoryTrimmer()
-    outage = _Outage()
+    outage = _Outage(args.every_frame, stop_event)
     try:
         while ended != set(rings) and not stop_event.is_set():
             trimmer.maybe_trim()
@@ -100,11 +101,30 @@ def _gather(in_queue, first, max_batch: int, wait_s: float) -> list:
 
 
 class _Outage:
-    """Logs a remote engine's loss once and its return with the frames lost in between."""
+    """A remote engine's loss: logged once, its return logged with the frames lost in between.
 
-    def __init__(self) -> None:
+    A batch of every-frame streams only (files that promise every frame) waits for the engine and
+    loses nothing; any other batch is dropped and counted, since a live frame is worthless later.
+    """
+
+    RETRY_S = 0.25
+
+    def __init__(self, every_frame: frozenset[str], stop_event) -> None:
+        self.every_frame = every_frame
+        self.stop_event = stop_event
         self.since: float | None = None
         self.lost = 0
+
+    def should_wait(self, error: EngineUnreachableError, owners: list) -> bool:
+        """True (after a pause) when the batch should be tried again rather than dropped."""
+        if not owners or any(ticket.stream not in self.every_frame for ticket in owners) \
+                or self.stop_event.is_set():
+            return False
+        if self.since is None:
+            self.since, self.lost = time.monotonic(), 0
+            log.warning("inference engine lost: %s; every-frame streams wait for it", error)
+        self.stop_event.wait(self.RETRY_S)
+        return not self.stop_event.is_set()
 
     def failed(self, error: EngineUnreachableError, frames: int) -> None:
         if self.since is None:
@@ -142,14 +162,18 @@ def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Co
             filled += shape[0]
         kept.append(item)
     if filled:
-        try:
-            out = engine.infer_crops(staging[:filled])
-        except EngineUnreachableError as error:
-            outage.failed(error, len(owners))
-            for ticket in owners:
-                counters[ticket.stream].add("drop_engine_unreachable")
-            lost = {id(ticket) for ticket in owners}
-            return [item for item in kept if id(item) not in lost]
+        while True:
+            try:
+                out = engine.infer_crops(staging[:filled])
+                break
+            except EngineUnreachableError as error:
+                if outage.should_wait(error, owners):
+                    continue
+                outage.failed(error, len(owners))
+                for ticket in owners:
+                    counters[ticket.stream].add("drop_engine_unreachable")
+                lost = {id(ticket) for ticket in owners}
+                return [item for item in kept if id(item) not in lost]
         outage.answered()
         index = 0
         for ticket in owners:
