@@ -96,6 +96,9 @@ def serve(engine: Backend, config: ServeConfig = ServeConfig()) -> None:
     """Serve `engine` until SIGINT/SIGTERM or the server dies; logs the endpoints once ready."""
     check_runtime()
     check_ports(config)
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s: Triton has no authentication of its own, anyone who reaches these ports "
+                    "can use the server; keep them behind a firewall or a private network", config.host)
     _use_this_libpython()
     from pytriton.decorators import batch
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
