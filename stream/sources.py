@@ -18,6 +18,10 @@ from wildpose.errors import SourceError
 from wildpose.stream.config import SourceConfig
 
 
+# FFmpeg demuxers that render text as video (`tty`: a .txt or .ans file becomes 640x400 frames)
+_TEXT_DEMUXERS = frozenset({"tty"})
+
+
 def open_source(source: SourceConfig) -> av.container.InputContainer:
     """Open `source` and return its container; raises `SourceError` with the fix on failure."""
     kind = source.kind
@@ -47,6 +51,10 @@ def open_source(source: SourceConfig) -> av.container.InputContainer:
         raise SourceError(f"cannot open {source.display}: {_reason(exc)}; {_hint(source)}") from None
     except OSError as exc:
         raise SourceError(f"cannot open {source.display}: {exc.strerror or exc}; {_hint(source)}") from None
+    if container.format.name in _TEXT_DEMUXERS:
+        container.close()
+        raise SourceError(f"{source.display} is a text file, not a video (FFmpeg would draw its characters "
+                          "as frames); pass a video file or stream")
     if not container.streams.video:
         container.close()
         raise SourceError(f"{source.display} has no video stream; pass a video file or stream")

@@ -31,10 +31,14 @@ def test_a_missing_file(tmp_path):
     assert_one_error_line(run_cli("--source", str(tmp_path / "nope.mp4")), "source file not found", "nope.mp4")
 
 
-def test_a_file_that_is_not_a_video(tmp_path):
-    text = tmp_path / "notes.mp4"
+@pytest.mark.parametrize("name, fragment", [
+    ("notes.mp4", "cannot open"),
+    ("notes.txt", "is a text file, not a video"),  # FFmpeg's tty demuxer would draw it as frames
+])
+def test_a_file_that_is_not_a_video(tmp_path, name, fragment):
+    text = tmp_path / name
     text.write_text("these are not frames\n" * 100)
-    assert_one_error_line(run_cli("--source", str(text)), "cannot open", "notes.mp4")
+    assert_one_error_line(run_cli("--source", str(text)), fragment, name)
 
 
 def test_a_truncated_video_without_its_index(truncated_clips):
