@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,7 +54,6 @@ class _Server:
     backoff: float = RETRY_BACKOFF_S[0]
     down_since: float | None = None
     last_error: str = ""
-    requests: int = field(default=0)
 
 
 class TritonBackend(Backend):
@@ -117,9 +116,8 @@ class TritonBackend(Backend):
         try:
             text = self._call(request)
         except EngineUnreachableError:
-            reasons = "; ".join(f"{s.address}: {s.last_error}" for s in self._servers)
-            raise BackendUnavailableError(f"no Triton server answers ({reasons}); start one with `wildpose "
-                                          "serve` or check the address") from None
+            raise BackendUnavailableError(f"no Triton server answers ({self._reasons()}); start one with "
+                                          "`wildpose serve` or check the address") from None
         metadata = EngineMetadata.from_json(text, f"the model served at {self.url}")
         metadata.check_compatible(f"the model served at {self.url}")
         return metadata
@@ -143,9 +141,11 @@ class TritonBackend(Backend):
                 continue
             self._answered(server, index)
             return result
-        waits = [max(0.0, s.retry_at - now) for s in self._servers]
-        reasons = "; ".join(f"{s.address}: {s.last_error}" for s in self._servers)
-        raise EngineUnreachableError(f"no Triton server answers ({reasons}); next try in {min(waits):.2f} s")
+        next_try = min(max(0.0, s.retry_at - now) for s in self._servers)
+        raise EngineUnreachableError(f"no Triton server answers ({self._reasons()}); next try in {next_try:.2f} s")
+
+    def _reasons(self) -> str:
+        return "; ".join(f"{s.address}: {s.last_error}" for s in self._servers)
 
     def _failed(self, server: _Server, exc: Exception) -> None:
         now = time.monotonic()
@@ -163,7 +163,6 @@ class TritonBackend(Backend):
         self._close_client(server)
 
     def _answered(self, server: _Server, index: int) -> None:
-        server.requests += 1
         if server.down_since is not None:
             log.warning("triton server %s answers again after %.1f s", server.address,
                         time.monotonic() - server.down_since)

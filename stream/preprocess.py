@@ -73,7 +73,6 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
             counters.set("consumed_seq", ticket.seq)
             if frame is None:
                 counters.add("drop_frame_overrun")
-                counters.set("handled_seq", ticket.seq)
                 continue
             detections_before = tracker.detections_run
             ticket.people = tracker.regions(frame, ticket.seq)
@@ -85,10 +84,9 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
                 ticket.crop_seq = crop_seq
                 crop_seq += 1
             ticket.times["preprocess"] = time.monotonic()
+            counters.add("preprocessed")
             if not process.put_until_stopped(out_queue, ticket, stop_event):
                 break
-            counters.add("preprocessed")  # after the hand-over: a restart counts from what was passed on
-            counters.set("handled_seq", ticket.seq)
     finally:
         frames.close()
         crops.close()
@@ -119,8 +117,8 @@ def _skip_to_newest(waiting: collections.deque, counters: Counters) -> None:
     """Drop all but the newest waiting frame, counting each as stale; an end of stream stays queued
     behind the frame before it."""
     while len(waiting) > 1 and not isinstance(waiting[1], EndOfStream):
+        waiting.popleft()
         counters.add("drop_stale")
-        counters.set("handled_seq", waiting.popleft().seq)
 
 
 def _apply_feedback(feedback_queue, tracker: PeopleTracker) -> None:

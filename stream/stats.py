@@ -22,7 +22,6 @@ COUNTERS: dict[str, str] = {
     "drop_stale": "preprocess",  # skipped for a newer frame (realtime: the latest frame wins)
     "drop_frame_overrun": "preprocess",  # frame slot overwritten before preprocess read it
     "detections": "preprocess",  # detector runs
-    "handled_seq": "preprocess",  # the last frame passed on or counted as dropped (a restart resumes after it)
     "inferred": "infer",
     "drop_crop_overrun": "infer",  # crop slot overwritten before infer read it
     "drop_engine_unreachable": "infer",  # a remote engine (Triton) did not answer: no pose for the frame
@@ -35,10 +34,6 @@ COUNTERS: dict[str, str] = {
     "overlay_written": "publish",  # overlay video frames written (by publish's writer thread)
     "overlay_skipped": "publish",  # realtime: the overlay writer was busy, the frame is not in the video
     "capture_restarts": "supervisor",
-    "preprocess_restarts": "supervisor",
-    # live frames lost with a killed preprocess (those it had taken and those waiting for it); a file
-    # loses none: its capture is rewound to the last frame handled
-    "drop_restart": "supervisor",
 }
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
 DROP_REASONS = tuple(name[len("drop_"):] for name in COUNTERS if name.startswith("drop_"))

@@ -4,9 +4,7 @@ It owns every shared resource (rings, queues, pipes, counters) so that whatever 
 dying by SIGKILL, nothing leaks: rings are unlinked in a `finally`. Start-up checks come first and
 fail with one clear line (a source that cannot deliver a frame, a model that cannot load, a port that
 is taken) before any frame moves. A capture that dies is restarted with backoff and resumes after
-the last frame it handed on; a preprocess that dies is restarted with its capture (a file resumes
-after the last frame preprocess handled, losing nothing); any other stage dying ends the run with an
-error, loudly.
+the last frame it handed on; any other stage dying ends the run with an error, loudly.
 """
 
 from __future__ import annotations
@@ -42,7 +40,6 @@ _STOP_GRACE_S = 1.5
 _WATCH_S = 0.05
 _RESTART_BACKOFF_S = (0.5, 10.0)  # first delay, cap
 _STABLE_AFTER_S = 10.0  # a capture that ran this long restarts with the shortest delay again
-_MAX_QUICK_DEATHS = 5  # a preprocess dying this often in a row, each soon after its start, ends the run
 
 
 @dataclass
@@ -53,17 +50,6 @@ class _Capture:
     backoff: float = _RESTART_BACKOFF_S[0]
     restart_at: float | None = None
     finished: bool = False
-
-
-@dataclass
-class _Front:
-    """A stream's preprocess process: restarted (with its capture) when it dies."""
-
-    stream: str
-    started: float = 0.0
-    backoff: float = _RESTART_BACKOFF_S[0]
-    restart_at: float | None = None
-    quick_deaths: int = 0
 
 
 @dataclass
@@ -127,8 +113,9 @@ class Pipeline:
         prefix = f"wp{os.getpid()}"
         counters = {s: Counters() for s in streams}
         for stream_counters in counters.values():
-            for name in ("last_seq", "consumed_seq", "released_seq", "handled_seq"):
-                stream_counters.set(name, -1)
+            stream_counters.set("last_seq", -1)
+            stream_counters.set("consumed_seq", -1)
+            stream_counters.set("released_seq", -1)
         arrays = {s: c.array for s, c in counters.items()}
         stop = StopFlag()
         control = ctx.Queue()
@@ -166,18 +153,14 @@ class Pipeline:
                 to_infer, to_smooth, arrays, stop,
                 control, *common)),
         }
-        def make_preprocess(source) -> multiprocessing.process.BaseProcess:
+        for source in config.sources:
             stream = source.stream_id
-            return ctx.Process(name=f"preprocess-{stream}", target=preprocess.main, args=(
+            stages[f"preprocess-{stream}"] = ctx.Process(name=f"preprocess-{stream}", target=preprocess.main, args=(
                 preprocess.PreprocessArgs(stream, frame_rings[stream], crop_rings[stream], input_size,
                                           config.tracking, detector, latest_only=not source.every_frame,
                                           cv_threads=max(1, (os.cpu_count() or 1) // len(config.sources))),
                 pipes[stream][0], to_infer, feedback[stream], arrays[stream], stop, *common))
-
-        for source in config.sources:
-            stages[f"preprocess-{source.stream_id}"] = make_preprocess(source)
         captures = {s.stream_id: _Capture(s.stream_id) for s in config.sources}
-        fronts = {s.stream_id: _Front(s.stream_id) for s in config.sources}
         started = time.monotonic()
         previous_handlers = self._install_signal_handlers()
         try:
@@ -193,22 +176,10 @@ class Pipeline:
             for stage in stages.values():
                 if stage.pid is None:
                     self._start(stage)
-            for front in fronts.values():
-                front.started = time.monotonic()
             start_capture = lambda c: self._start_capture(ctx, c, frame_rings, pipes, arrays, stop, control, common)  # noqa: E731
             for capture_state in captures.values():
                 start_capture(capture_state)
-
-            def restart_front(state: _Front) -> None:
-                self._restart_front(state, captures[state.stream], counters[state.stream], ctx, pipes)
-                source = next(s for s in config.sources if s.stream_id == state.stream)
-                stages[f"preprocess-{state.stream}"] = make_preprocess(source)
-                self._start(stages[f"preprocess-{state.stream}"])
-                start_capture(captures[state.stream])
-                state.started, state.restart_at = time.monotonic(), None
-
-            stopped_by, failures = self._watch(stages, captures, fronts, control, start_capture, restart_front,
-                                               counters, started)
+            stopped_by, failures = self._watch(stages, captures, control, start_capture, counters, started)
         finally:
             self._shutdown(stop, list(stages.values()) + [c.process for c in captures.values() if c.process])
             self._restore_signal_handlers(previous_handlers)
@@ -254,8 +225,8 @@ class Pipeline:
                 return
         raise PipelineError(f"the {name} process did not report {event!r} within {timeout:.0f} s")
 
-    def _watch(self, stages, captures: dict[str, _Capture], fronts: dict[str, _Front], control, start_capture,
-               restart_front, counters, started: float) -> tuple[str, dict[str, str]]:
+    def _watch(self, stages, captures: dict[str, _Capture], control, start_capture, counters,
+               started: float) -> tuple[str, dict[str, str]]:
         failures: dict[str, str] = {}
         duration = self.config.duration_s
         while True:
@@ -278,13 +249,11 @@ class Pipeline:
                     return "end of input", failures
                 raise PipelineError(f"the publish process died (exit code {publisher.exitcode}); the run "
                                     "stopped")
-            now = time.monotonic()
-            for name, stage in list(stages.items()):
-                if name.startswith("preprocess-"):
-                    self._check_front(fronts[name[len("preprocess-"):]], stage, now, restart_front)
-                elif name != "publish" and not stage.is_alive() and stage.exitcode != 0:
+            for name, stage in stages.items():
+                if name != "publish" and not stage.is_alive() and stage.exitcode != 0:
                     raise PipelineError(f"the {name} process died (exit code {stage.exitcode}); the run "
                                         "stopped, see the log above")
+            now = time.monotonic()
             for state in captures.values():
                 self._check_capture(state, now, start_capture, counters[state.stream])
             time.sleep(_WATCH_S)
@@ -310,57 +279,6 @@ class Pipeline:
         log.warning("%s died (%s); restarting in %.1f s", process.name, reason, state.backoff)
         state.restart_at = now + state.backoff
         state.backoff = min(state.backoff * 2, _RESTART_BACKOFF_S[1])
-
-    def _check_front(self, state: _Front, process, now: float, restart_front) -> None:
-        """A dead preprocess is restarted with backoff, together with its stream's capture (see
-        `_restart_front`); one that keeps dying right after its start ends the run."""
-        if state.restart_at is not None:
-            if now >= state.restart_at:
-                restart_front(state)
-            return
-        if process.is_alive() or process.exitcode == 0:
-            return
-        if now - state.started >= _STABLE_AFTER_S:
-            state.backoff, state.quick_deaths = _RESTART_BACKOFF_S[0], 0
-        state.quick_deaths += 1
-        reason = (f"signal {signal.Signals(-process.exitcode).name}" if process.exitcode < 0
-                  else f"exit code {process.exitcode}")
-        if state.quick_deaths > _MAX_QUICK_DEATHS:
-            raise PipelineError(f"the {process.name} process died {state.quick_deaths} times in a row "
-                                f"within {_STABLE_AFTER_S:.0f} s of starting (last: {reason}); the run stopped, "
-                                "see the log above")
-        log.warning("%s died (%s); restarting it and its capture in %.1f s", process.name, reason, state.backoff)
-        state.restart_at = now + state.backoff
-        state.backoff = min(state.backoff * 2, _RESTART_BACKOFF_S[1])
-
-    def _restart_front(self, state: _Front, capture_state: _Capture, counters: Counters, ctx, pipes) -> None:
-        """Stop the stream's capture and give the pair a fresh pipe: notices the dead preprocess had
-        taken, or half-read, cannot be recovered from the old one. A file's capture is rewound to the
-        last frame preprocess handled, so it loses nothing; a live source's frames in between are
-        counted as `restart` drops."""
-        stream = state.stream
-        if capture_state.process is not None and capture_state.process.is_alive():
-            capture_state.process.kill()
-            capture_state.process.join(5)
-        for end in pipes[stream]:
-            end.close()
-        pipes[stream] = ctx.Pipe(duplex=False)
-        source = next(s for s in self.config.sources if s.stream_id == stream)
-        handled = counters.get("handled_seq")
-        if source.is_live:
-            accounted = sum(counters.get(name) for name in
-                            ("preprocessed", "drop_stale", "drop_frame_overrun", "drop_restart"))
-            lost = max(0, counters.get("captured") - accounted)
-            counters.add("drop_restart", lost)
-            log.warning("%s: %d live frames lost with preprocess-%s", stream, lost, stream)
-        else:
-            counters.set("captured", handled + 1)  # a file's frame n is captured once, as seq n
-            counters.set("last_seq", handled)
-            log.info("%s: resuming the file after frame %d", stream, handled)
-        counters.set("consumed_seq", handled)
-        counters.add("preprocess_restarts")
-        capture_state.finished, capture_state.restart_at = False, None
-        capture_state.backoff = _RESTART_BACKOFF_S[0]
 
     def _shutdown(self, stop, processes) -> None:
         stop.set()
@@ -401,8 +319,7 @@ class Pipeline:
                      "%.1f frames/s over %.1f s, restarts %d, reconnects %d (stopped by %s)",
                      stream, counts["captured"], counts["published"], sum(drops.values()),
                      f" {drops}" if drops else "",
-                     in_flight, rate, summary.seconds,
-                     counts["capture_restarts"] + counts["preprocess_restarts"], counts["reconnects"],
+                     in_flight, rate, summary.seconds, counts["capture_restarts"], counts["reconnects"],
                      summary.stopped_by)
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from wildpose.engine.cache import cache_dir
 from wildpose.errors import ConfigError, PipelineError
 from wildpose.stream.client import PoseMessage, PoseSubscriber
 from wildpose.tools import democlip
@@ -60,7 +59,7 @@ def run_end_to_end(config: PipelineBenchConfig) -> tuple[list[PipelineBenchRow],
     from wildpose.engine import loader
 
     model_path = str(loader.resolve(config.model, "onnxruntime"))
-    clip = Path(config.source) if config.source else _generated_clip()
+    clip = Path(config.source) if config.source else democlip.cached_clip(_CLIP_FRAMES)
     log.info("engine alone: %s", model_path)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
@@ -78,13 +77,6 @@ def run_end_to_end(config: PipelineBenchConfig) -> tuple[list[PipelineBenchRow],
             latency_p50_ms=float(np.percentile(latency, 50)), latency_p95_ms=float(np.percentile(latency, 95)),
             engine_frames_per_s=engine_fps, engine_median_ms=engine["median_ms"]))
     return rows, engine["weights"]
-
-
-def _generated_clip() -> Path:
-    clip = cache_dir("bench") / f"walker-{_CLIP_FRAMES}.mp4"
-    if not clip.is_file():
-        democlip.write_clip(clip, frames=_CLIP_FRAMES, fps=30)
-    return clip
 
 
 def _pipeline_run(clip: Path, model_path: str, threads: int | None, every_frame: bool) -> list[PoseMessage]:

@@ -70,7 +70,7 @@ class StreamsBenchRow:
 def run_streams(config: StreamsBenchConfig) -> tuple[list[StreamsBenchRow], str]:
     import av
 
-    clip = Path(config.source) if config.source else _generated_clip()
+    clip = Path(config.source) if config.source else democlip.cached_clip(_CLIP_SECONDS * 30, height=480)
     with av.open(str(clip)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     rows = []
@@ -108,13 +108,6 @@ def _slowest_stage(stats: dict[str, StatsMessage]) -> str:
         return "-"
     stage = max(worst, key=worst.get)
     return f"{stage} {worst[stage]:.0f} ms"
-
-
-def _generated_clip() -> Path:
-    clip = cache_dir("bench") / f"walker-640x480-{_CLIP_SECONDS}s.mp4"
-    if not clip.is_file():
-        democlip.write_clip(clip, frames=_CLIP_SECONDS * 30, width=640, height=480, fps=30)
-    return clip
 
 
 def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig

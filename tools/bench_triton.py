@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from wildpose.engine.cache import cache_dir
 from wildpose.engine.triton_repo import METADATA_MODEL_NAME, MODEL_NAME
 from wildpose.errors import BackendUnavailableError, ConfigError, PipelineError
 from wildpose.stream.client import PoseMessage, PoseSubscriber
@@ -61,7 +61,7 @@ class TritonBenchRow:
 
 
 def run_triton_bench(config: TritonBenchConfig) -> tuple[list[TritonBenchRow], str]:
-    clip = Path(config.source) if config.source else _generated_clip()
+    clip = Path(config.source) if config.source else democlip.cached_clip(_CLIP_FRAMES, _CLIP_FPS)
     frames = _frame_count(clip)
     rows = []
     for count in config.counts:
@@ -139,7 +139,7 @@ class _Server:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
 
@@ -191,13 +191,6 @@ def _frame_count(clip: Path) -> int:
 
     with av.open(str(clip)) as container:
         return sum(1 for packet in container.demux(video=0) if packet.size)
-
-
-def _generated_clip() -> Path:
-    clip = cache_dir("bench") / f"walker-{_CLIP_FRAMES}-{_CLIP_FPS}.mp4"
-    if not clip.is_file():
-        democlip.write_clip(clip, frames=_CLIP_FRAMES, fps=_CLIP_FPS)
-    return clip
 
 
 def _free_port() -> int:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from wildpose import __version__, logs
-from wildpose.errors import WildPoseError
-from wildpose.tools import experiment_cli, run_cli, serve_cli, train_cli, view_cli
+from wildpose.tools import experiment_cli, report_errors, run_cli, serve_cli, train_cli, view_cli
 
 log = logging.getLogger("wildpose")
 
@@ -316,15 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
-    try:
-        return args.handler(args)
-    except WildPoseError as exc:
-        if os.environ.get("WILDPOSE_DEBUG") == "1":
-            raise
-        print(f"wildpose: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return report_errors(lambda: args.handler(args))
 
 
 if __name__ == "__main__":

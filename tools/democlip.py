@@ -81,6 +81,16 @@ def draw_frame(t: float, width: int, height: int) -> np.ndarray:
     return frame
 
 
+def cached_clip(frames: int, fps: int = 30, width: int = 640, height: int = 360) -> Path:
+    """The walker clip of this size for benchmarks, written once into the cache."""
+    from wildpose.engine.cache import cache_dir
+
+    clip = cache_dir("bench") / f"walker-{width}x{height}-{frames}f-{fps}fps.mp4"
+    if not clip.is_file():
+        write_clip(clip, frames=frames, width=width, height=height, fps=fps)
+    return clip
+
+
 def write_clip(path: str | Path, *, frames: int = 48, width: int = 640, height: int = 360,
                fps: int = 24, faststart: bool = False) -> Path:
     """Encode the walker to H.264 (yuv420p) at `path`; returns the path.

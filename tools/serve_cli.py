@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from wildpose import logs
-from wildpose.errors import BackendUnavailableError, WildPoseError
+from wildpose.errors import BackendUnavailableError
+from wildpose.tools import report_errors
 
 log = logging.getLogger("wildpose")
 
@@ -89,15 +90,12 @@ def serve_python() -> Path | None:
 
 def serve(args: argparse.Namespace) -> int:
     from wildpose.engine import loader
-    from wildpose.engine.triton_serve import ServeConfig, check_runtime
+    from wildpose.engine.triton_serve import ServeConfig
     from wildpose.engine.triton_serve import serve as serve_engine
 
-    check_runtime()
     config = ServeConfig(host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
                          metrics_port=args.metrics_port, max_batch=args.max_batch,
                          queue_delay_us=args.queue_delay_us)
-    if args.backend == "triton":
-        raise BackendUnavailableError("wildpose serve runs a local engine; --backend triton would serve a server")
     signal.signal(signal.SIGTERM, _interrupt)  # PyTriton stops cleanly on KeyboardInterrupt
     with loader.load(args.model, args.backend, device=args.device, threads=args.threads, spin=args.spin,
                      precision=args.precision) as engine:
@@ -117,15 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     logs.setup(verbose=args.verbose)
-    try:
-        return serve(args)
-    except WildPoseError as exc:
-        if os.environ.get("WILDPOSE_DEBUG") == "1":
-            raise
-        print(f"wildpose: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return report_errors(lambda: serve(args))
 
 
 if __name__ == "__main__":

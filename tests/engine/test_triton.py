@@ -16,7 +16,7 @@ from google.protobuf import text_format
 from support import RunningCommand, assert_one_error_line, free_port, receive_poses, wildpose
 from tritonclient.grpc import model_config_pb2
 
-from wildpose.engine import load, triton_repo
+from wildpose.engine import load
 from wildpose.engine.triton_backend import parse_url
 from wildpose.errors import ConfigError
 from wildpose.stream.client import PoseSubscriber
