@@ -19,7 +19,11 @@ import numpy as np
 from wildpose.engine.base import Backend, EngineOutput, check_crops
 from wildpose.engine.metadata import OUTPUT_NAMES, EngineMetadata
 from wildpose.engine.triton_repo import (
-    CROPS_INPUT, METADATA_INPUT, METADATA_MODEL_NAME, METADATA_OUTPUT, MODEL_NAME,
+    CROPS_INPUT,
+    METADATA_INPUT,
+    METADATA_MODEL_NAME,
+    METADATA_OUTPUT,
+    MODEL_NAME,
 )
 from wildpose.errors import BackendUnavailableError, ConfigError, EngineUnreachableError
 

@@ -27,7 +27,11 @@ from wildpose.engine.base import Backend
 from wildpose.engine.cache import cache_dir
 from wildpose.engine.metadata import OUTPUT_NAMES
 from wildpose.engine.triton_repo import (
-    CROPS_INPUT, METADATA_INPUT, METADATA_MODEL_NAME, METADATA_OUTPUT, MODEL_NAME,
+    CROPS_INPUT,
+    METADATA_INPUT,
+    METADATA_MODEL_NAME,
+    METADATA_OUTPUT,
+    MODEL_NAME,
 )
 from wildpose.errors import BackendUnavailableError, ConfigError
 
@@ -110,7 +114,7 @@ def serve(engine: Backend, config: ServeConfig = ServeConfig()) -> None:
     @batch
     def infer(**inputs):
         out = engine.infer_crops(np.ascontiguousarray(inputs[CROPS_INPUT]))
-        return dict(zip(OUTPUT_NAMES, out))
+        return dict(zip(OUTPUT_NAMES, out, strict=True))
 
     def metadata(requests):
         return [{METADATA_OUTPUT: record} for _ in requests]

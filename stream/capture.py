@@ -48,6 +48,7 @@ class CaptureArgs:
     ring: RingSpec
     resume_after: int  # the last seq handed on before a restart (-1 at the start)
     hold_for_publish: bool = False  # every-frame: publish reads frames too (overlay, thumbnails)
+    ended: bool = False  # the stream's end was already published (a restart after it): just say it again
 
 
 def main(args: CaptureArgs, out_pipe, counters_array, stop_event, control_queue, log_level: int,
@@ -76,12 +77,16 @@ class _Capture:
         self.seq = args.resume_after if args.source.is_live else -1
         self.resume_after = args.resume_after
         self.hold_for_publish = args.hold_for_publish
+        self.already_ended = args.ended
         self.loop_offset = 0.0  # added to media time after each loop of a file
         self.backoff = _BACKOFF_START_S
         self.opened = 0.0  # time.monotonic() when the source was last opened
 
     def run(self) -> int:
         source = self.source
+        if self.already_ended:
+            self.out.send(EndOfStream(source.stream_id, "end of file"))
+            return EXIT_END_OF_FILE
         while not self.stop.is_set():
             try:
                 container = sources.open_source(source)

@@ -43,6 +43,7 @@ class PreprocessArgs:
     # OpenCV threads of this process: its share of the cores. OpenCV's pool spin-waits after each
     # call, so dozens of streams with a full pool each starve the single-process stages.
     cv_threads: int = 0  # 0: OpenCV's default
+    first_track_id: int = 1  # after a restart: the next id of the process before, so no id is reused
 
 
 def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_array, stop_event,
@@ -53,6 +54,7 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
     frames, crops = SlotRing.attach(args.frame_ring), SlotRing.attach(args.crop_ring)
     counters = Counters(counters_array)
     tracker = PeopleTracker(detect.build(args.detector), args.tracking, args.input_size)
+    tracker.next_id = args.first_track_id
     crop_seq = 0
     quiet = _QuietWatch(args.stream, args.detector.kind)
     waiting: collections.deque = collections.deque()
@@ -77,6 +79,7 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
             detections_before = tracker.detections_run
             ticket.people = tracker.regions(frame, ticket.seq)
             counters.add("detections", tracker.detections_run - detections_before)
+            counters.set("next_track_id", tracker.next_id)
             quiet.observe(bool(ticket.people))
             if ticket.people:
                 batch = np.stack([crop.cut(frame, person.affine, args.input_size) for person in ticket.people])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from wildpose.stream.client import Person
 from wildpose.stream.config import PublishConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket
 from wildpose.stream.shm import RingSpec, SlotRing
-from wildpose.stream.stats import DROP_REASONS, Counters, LatencyWindow
+from wildpose.stream.stats import DROP_REASONS, Counters, LatencyWindow, LinkDepths
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +72,9 @@ class _StreamStats:
                             self.filter_lag.report())
 
 
-def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event, control_queue,
+def main(args: PublishArgs, handover, counters_arrays, depths_array, stop_event, control_queue,
          log_level: int, weights_label: str | None) -> None:
+    """`handover` brings the pipes from smoothing (see `_Inbox`)."""
     process.init_child(log_level, weights_label)
     context = zmq.Context()
     socket = context.socket(zmq.XPUB)
@@ -111,7 +111,7 @@ def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event,
         context.term()
         return
     try:
-        publisher = _Publisher(socket, args, counters_arrays, depth_queues, views)
+        publisher = _Publisher(socket, args, counters_arrays, depths_array, views)
     except WildPoseError as exc:  # e.g. a VMC host that does not resolve
         control_queue.put(("fatal", "publish", str(exc)))
         views.close()
@@ -125,7 +125,7 @@ def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event,
         while publisher.subscriptions < args.config.wait_subscribers and not stop_event.is_set():
             publisher.serve_subscriptions(timeout_ms=100)
         control_queue.put(("ready", "publish", args.config.endpoint))
-        publisher.run(in_queue, stop_event)
+        publisher.run(_Inbox(handover, control_queue), stop_event)
     finally:
         views.close()
         socket.close()
@@ -135,7 +135,7 @@ def main(args: PublishArgs, in_queue, counters_arrays, depth_queues, stop_event,
 
 
 class _Publisher:
-    def __init__(self, socket: zmq.Socket, args: PublishArgs, counters_arrays, depth_queues,
+    def __init__(self, socket: zmq.Socket, args: PublishArgs, counters_arrays, depths_array,
                  views: _FrameViews) -> None:
         self.socket = socket
         self.views = views
@@ -143,7 +143,9 @@ class _Publisher:
         self.meta_payload = schema.pack(args.meta)
         self.stats = {s: _StreamStats(Counters(counters_arrays[s])) for s in args.streams}
         self.counters = {s: stream_stats.counters for s, stream_stats in self.stats.items()}
-        self.depth_queues = depth_queues
+        self.depths = LinkDepths(depths_array)
+        self.inbox: _Inbox | None = None
+        self.last_seq = {s: -1 for s in args.streams}  # a restart may send again what went out: not twice
         self.subscriptions = 0
         config = args.config
         self.vmc = None
@@ -156,20 +158,20 @@ class _Publisher:
             log.info("VMC: sending %s of stream %s to %s:%d", f"person {config.vmc_person}" if config.vmc_person
                      else "the lowest id in view", self.vmc_stream, self.vmc.host, self.vmc.port)
 
-    def run(self, in_queue, stop_event) -> None:
+    def run(self, inbox: _Inbox, stop_event) -> None:
+        self.inbox = inbox
         ended: set[str] = set()
         next_stats = time.monotonic() + self.args.config.stats_interval_s
         while ended != set(self.args.streams) and not stop_event.is_set():
             self.serve_subscriptions(timeout_ms=0)
             timeout = max(0.0, min(_POLL_S, next_stats - time.monotonic()))
-            try:
-                item = in_queue.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            if isinstance(item, FrameTicket):
+            item = inbox.get(timeout)
+            if isinstance(item, FrameTicket) and item.seq > self.last_seq[item.stream]:
+                self.last_seq[item.stream] = item.seq
                 self.publish_pose(item)
-            elif isinstance(item, EndOfStream):
+            elif isinstance(item, EndOfStream) and item.stream not in ended:
                 ended.add(item.stream)
+                self.counters[item.stream].set("ended", 1)
                 log.info("%s: stream ended (%s)", item.stream, item.reason)
             if time.monotonic() >= next_stats:
                 self.publish_stats()
@@ -208,6 +210,7 @@ class _Publisher:
             thumbnail = self.views.after_pose(ticket, people, now)
             if thumbnail is not None:
                 self._send(schema.frame_topic(ticket.stream), thumbnail, None)
+        self.counters[ticket.stream].set("released_seq", ticket.seq)
         window = self.stats[ticket.stream].latency
         for name, lag in ticket.filter_lag_s.items():
             self.stats[ticket.stream].filter_lag.add(name, lag)
@@ -216,12 +219,7 @@ class _Publisher:
                 window.add(name, ticket.times[end] - ticket.times[start])
 
     def publish_stats(self) -> None:
-        depths = {}
-        for name, depth_queue in self.depth_queues.items():
-            try:
-                depths[name] = depth_queue.qsize()
-            except NotImplementedError:  # macOS has no sem_getvalue
-                pass
+        depths = self.depths.report(self.inbox.taken if self.inbox is not None else 0)
         for stream, stream_stats in self.stats.items():
             self._send(schema.stats_topic(stream), schema.pack(stream_stats.message(stream, depths)), None)
 
@@ -233,6 +231,42 @@ class _Publisher:
             if stream is not None:
                 self.counters[stream].add("drop_publish")
             return False
+
+
+class _Inbox:
+    """What smoothing sends, over a pipe that the supervisor hands over through `handover`.
+
+    When a stage behind publish dies, the supervisor restarts them all on new queues and a new pipe
+    (a killed process can leave a queue with a held lock or half a message). The old pipe is read to
+    its end first, so everything the dead stages finished still goes out, in order; then publish
+    tells the supervisor (`drained`, with the pipe's number) and takes the next pipe.
+    """
+
+    def __init__(self, handover, control_queue) -> None:
+        self.handover = handover
+        self.control = control_queue
+        self.pipe = None
+        self.number = 0  # of the pipe in use, counting from 1
+        self.taken = 0  # items taken from it
+
+    def get(self, timeout: float):
+        """The next item, or None after `timeout` seconds."""
+        if self.pipe is None:
+            if not self.handover.poll(timeout):
+                return None
+            self.pipe, self.number, self.taken = self.handover.recv(), self.number + 1, 0
+            timeout = 0.0
+        if not self.pipe.poll(timeout):
+            return None
+        try:
+            item = self.pipe.recv()
+        except (EOFError, OSError):  # every writer is gone; a torn last message reads as OSError
+            self.pipe.close()
+            self.pipe = None
+            self.control.put(("drained", "publish", self.number))
+            return None
+        self.taken += 1
+        return item
 
 
 def _clip_box(joints2d, size: tuple[int, int]) -> list[float]:
@@ -293,7 +327,6 @@ class _FrameViews:
                                                fps, (t_publish - ticket.t_capture) * 1000)
                     if not writer.submit(job, block=stream in self.every_frame):
                         counters.add("overlay_skipped")
-        counters.set("released_seq", ticket.seq)
         return payload
 
     def _fps(self, stream: str, now: float) -> float | None:

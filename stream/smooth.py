@@ -21,7 +21,7 @@ from wildpose.stream import crop, process
 from wildpose.stream.config import SmoothingConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket, PersonRegion
 from wildpose.stream.one_euro import OneEuroFilter
-from wildpose.stream.stats import Counters
+from wildpose.stream.stats import Counters, LinkDepths
 from wildpose.stream.tracking import pose_box
 from wildpose.training import camera_space, pose3d
 
@@ -91,11 +91,15 @@ def finish(person: PersonRegion, input_size: int, skeleton_sum_mm: float) -> Non
                                       skeleton_sum_mm)[0]
 
 
-def main(args: SmoothArgs, in_queue, out_queue, feedback_queues, counters_arrays, stop_event,
+def main(args: SmoothArgs, in_queue, out_pipe, feedback_queues, counters_arrays, depths_array, stop_event,
          log_level: int, weights_label: str | None) -> None:
+    """`out_pipe` goes to publish: a pipe of this process alone (no lock that a kill could leave
+    held), so the supervisor can replace it, with the stages behind it, when one of them dies.
+    What went down it is counted in the link depths."""
     process.init_child(log_level, weights_label)
     smoothers = {stream: StreamSmoother(args, args.intrinsics.get(stream)) for stream in args.streams}
     counters = {stream: Counters(array) for stream, array in counters_arrays.items()}
+    depths = LinkDepths(depths_array)
     ended: set[str] = set()
     try:
         while ended != set(args.streams) and not stop_event.is_set():
@@ -111,10 +115,13 @@ def main(args: SmoothArgs, in_queue, out_queue, feedback_queues, counters_arrays
                 _feedback(feedback_queues[item.stream], item)
                 item.times["smooth"] = time.monotonic()
                 counters[item.stream].add("smoothed")
-            if not process.put_until_stopped(out_queue, item, stop_event):
-                return
+            try:
+                out_pipe.send(item)  # blocks while publish is behind: the pipe is the back-pressure
+            except (BrokenPipeError, ConnectionResetError):
+                return  # publish has gone (the run is stopping)
+            depths.count_sent()
     finally:
-        process.release_queue(out_queue, stop_event)
+        out_pipe.close()
         for feedback in feedback_queues.values():
             feedback.cancel_join_thread()
 

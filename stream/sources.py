@@ -17,7 +17,6 @@ import numpy as np
 from wildpose.errors import SourceError
 from wildpose.stream.config import SourceConfig
 
-
 # FFmpeg demuxers that render text as video (`tty`: a .txt or .ans file becomes 640x400 frames)
 _TEXT_DEMUXERS = frozenset({"tty"})
 

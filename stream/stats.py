@@ -22,6 +22,7 @@ COUNTERS: dict[str, str] = {
     "drop_stale": "preprocess",  # skipped for a newer frame (realtime: the latest frame wins)
     "drop_frame_overrun": "preprocess",  # frame slot overwritten before preprocess read it
     "detections": "preprocess",  # detector runs
+    "next_track_id": "preprocess",  # the next person id (a restarted preprocess goes on from it: no id reused)
     "inferred": "infer",
     "drop_crop_overrun": "infer",  # crop slot overwritten before infer read it
     "drop_engine_unreachable": "infer",  # a remote engine (Triton) did not answer: no pose for the frame
@@ -29,11 +30,16 @@ COUNTERS: dict[str, str] = {
     "published": "publish",
     "drop_publish": "publish",  # ZeroMQ refused the message (send queue full)
     "released_seq": "publish",  # the last frame publish is done with (every-frame overlays hold capture)
+    "ended": "publish",  # 1 once the stream's end went out
     "thumbnails": "publish",  # frame/<stream> thumbnails sent
     "frames_lapped": "publish",  # frame slot overwritten before publish read it: no thumbnail/overlay frame
     "overlay_written": "publish",  # overlay video frames written (by publish's writer thread)
     "overlay_skipped": "publish",  # realtime: the overlay writer was busy, the frame is not in the video
     "capture_restarts": "supervisor",
+    "pipeline_restarts": "supervisor",  # the stages between the sources and publish restarted together
+    # live frames lost with such a restart (in the dead stages' hands or queues); a file in every-frame
+    # mode loses none: it is decoded again from the last frame published
+    "drop_restart": "supervisor",
 }
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
 DROP_REASONS = tuple(name[len("drop_"):] for name in COUNTERS if name.startswith("drop_"))
@@ -57,6 +63,44 @@ class Counters:
 
     def drops(self) -> dict[str, int]:
         return {reason: self.array[_INDEX[f"drop_{reason}"]] for reason in DROP_REASONS}
+
+
+class LinkDepths:
+    """How many items wait on each link between stages, for the stats messages.
+
+    The supervisor holds the queues and samples their depth; the pipe from smoothing to publish has no
+    depth to ask, so smoothing counts what it sent (from 0 again after a restart) and publish what it
+    took since it took that pipe. One shared array, each slot with one writer at a time.
+    """
+
+    QUEUES = ("preprocess->infer", "infer->smooth")
+    PIPE = "smooth->publish"
+    _SENT = len(QUEUES)
+
+    def __init__(self, array=None) -> None:
+        self.array = array if array is not None else RawArray("q", len(self.QUEUES) + 1)
+        if array is None:
+            self.array[:len(self.QUEUES)] = [-1] * len(self.QUEUES)
+
+    def sample(self, queues: dict) -> None:
+        """Supervisor: the queues' depths now (-1 where the system cannot say: macOS)."""
+        for index, name in enumerate(self.QUEUES):
+            try:
+                self.array[index] = queues[name].qsize()
+            except NotImplementedError:
+                self.array[index] = -1
+
+    def count_sent(self) -> None:
+        self.array[self._SENT] += 1
+
+    def restart_pipe(self) -> None:
+        """Supervisor, before a new smoothing process starts on a new pipe."""
+        self.array[self._SENT] = 0
+
+    def report(self, taken: int) -> dict[str, int]:
+        depths = {name: self.array[i] for i, name in enumerate(self.QUEUES) if self.array[i] >= 0}
+        depths[self.PIPE] = max(0, self.array[self._SENT] - taken)
+        return depths
 
 
 class LatencyWindow:

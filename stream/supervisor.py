@@ -1,10 +1,17 @@
-"""The supervisor: starts the pipeline's processes, watches them, restarts captures, stops it all.
+"""The supervisor: starts the pipeline's processes, watches them, restarts what dies, stops it all.
 
 It owns every shared resource (rings, queues, pipes, counters) so that whatever a child does, even
 dying by SIGKILL, nothing leaks: rings are unlinked in a `finally`. Start-up checks come first and
 fail with one clear line (a source that cannot deliver a frame, a model that cannot load, a port that
-is taken) before any frame moves. A capture that dies is restarted with backoff and resumes after
-the last frame it handed on; any other stage dying ends the run with an error, loudly.
+is taken) before any frame moves.
+
+Restarts, with backoff: a capture that dies is restarted alone and resumes after the last frame it
+handed on (its pipe carries whole tickets only). A preprocess, inference or smoothing process that
+dies may leave a queue behind it with a held lock or half a message, so the supervisor replaces all
+of them, with new queues and pipes, behind the same publisher: subscribers stay connected, what the
+dead stages finished is still published, a file in every-frame mode is decoded again from the last
+frame published (nothing lost, nothing twice), and a live source's frames lost in between are
+counted (`restart`). Stages that cannot start again, or die again and again, end the run loudly.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from wildpose.stream import capture, detect, infer, preprocess, publish, schema,
 from wildpose.stream.config import RunConfig
 from wildpose.stream.process import StopFlag
 from wildpose.stream.shm import SlotRing
-from wildpose.stream.stats import DROP_REASONS, Counters
+from wildpose.stream.stats import DROP_REASONS, Counters, LinkDepths
 from wildpose.training import pose3d
 
 log = logging.getLogger(__name__)
@@ -39,7 +46,9 @@ _GPU_READY_TIMEOUT_S = 1200.0  # a first start on a GPU compiles the network or 
 _STOP_GRACE_S = 1.5
 _WATCH_S = 0.05
 _RESTART_BACKOFF_S = (0.5, 10.0)  # first delay, cap
-_STABLE_AFTER_S = 10.0  # a capture that ran this long restarts with the shortest delay again
+_STABLE_AFTER_S = 10.0  # a stage that ran this long restarts with the shortest delay again
+_MAX_QUICK_DEATHS = 5  # stages dying this often in a row, each soon after a start, end the run
+_DRAIN_TIMEOUT_S = 10.0  # publish finishing what the dead stages had passed on
 
 
 @dataclass
@@ -50,6 +59,33 @@ class _Capture:
     backoff: float = _RESTART_BACKOFF_S[0]
     restart_at: float | None = None
     finished: bool = False
+
+
+@dataclass
+class _Stages:
+    """One set of the stages between the sources and publish, with the queues and pipes between them.
+
+    A set lives until one of its processes (other than a capture) dies; then it is replaced whole.
+    """
+
+    number: int  # 1, 2, ...: publish reports each set's pipe as drained by this number
+    captures: dict[str, _Capture]
+    capture_pipes: dict  # stream -> (read end, write end): kept here so a restarted capture reuses it
+    queues: dict  # link name -> queue, for the depths in the stats
+    # smooth -> preprocess, per stream. Held for the set's life: a queue's semaphores vanish with the
+    # last reference here, and a process still starting would find them gone.
+    feedback: dict = field(default_factory=dict)
+    processes: dict = field(default_factory=dict)  # infer, smooth, preprocess-<stream>
+    started: float = 0.0
+
+    def all_processes(self) -> list:
+        return list(self.processes.values()) + [c.process for c in self.captures.values() if c.process]
+
+
+@dataclass
+class _Restarts:
+    backoff: float = _RESTART_BACKOFF_S[0]
+    quick_deaths: int = 0
 
 
 @dataclass
@@ -98,93 +134,68 @@ class Pipeline:
             scale=pose3d.describe_scale(config.skeleton_sum_mm),
             frames={"hz": config.publish.frames_hz, "width": config.publish.frames_width}
             if config.publish.frames_hz > 0 else None)
+        self.model_path, self.input_size, self.detector = str(model_path), metadata.input_size, detector
         rings: list[SlotRing] = []
         try:
-            return self._run(str(model_path), metadata.input_size, meta, sizes, detector, rings)
+            return self._run(meta, sizes, rings)
         finally:
             for ring in rings:
                 ring.close()
 
-    def _run(self, model_path: str, input_size: int, meta: dict, sizes: dict[str, tuple[int, int]],
-             detector: detect.DetectorSpec, rings: list[SlotRing]) -> RunSummary:
+    def _run(self, meta: dict, sizes: dict[str, tuple[int, int]], rings: list[SlotRing]) -> RunSummary:
         config = self.config
-        ctx = multiprocessing.get_context("spawn")
+        ctx = self.ctx = multiprocessing.get_context("spawn")
         streams = tuple(s.stream_id for s in config.sources)
         prefix = f"wp{os.getpid()}"
-        counters = {s: Counters() for s in streams}
-        for stream_counters in counters.values():
-            stream_counters.set("last_seq", -1)
-            stream_counters.set("consumed_seq", -1)
-            stream_counters.set("released_seq", -1)
-        arrays = {s: c.array for s, c in counters.items()}
-        stop = StopFlag()
-        control = ctx.Queue()
-        infer_queue_size = max(4, 2 * len(streams))
-        to_infer = ctx.Queue(maxsize=infer_queue_size)
-        to_smooth = ctx.Queue(maxsize=16)
-        to_publish = ctx.Queue(maxsize=16)
-        feedback = {s: ctx.Queue(maxsize=8) for s in streams}
-        crop_slots = infer_queue_size + config.engine.max_batch + 3
-        frame_rings, crop_rings, pipes = {}, {}, {}
+        self.counters = {s: Counters() for s in streams}
+        for stream_counters in self.counters.values():
+            for name in ("last_seq", "consumed_seq", "released_seq"):
+                stream_counters.set(name, -1)
+        self.arrays = {s: c.array for s, c in self.counters.items()}
+        self.stop = StopFlag()
+        self.control = ctx.Queue()
+        self.held: list[tuple] = []  # control messages that came while waiting for another
+        self.drained: set[int] = set()
+        self.failures: dict[str, str] = {}
+        self.depths = LinkDepths()
+        self.common = (self.log_level, self.weights_label)
+        self.infer_queue_size = max(4, 2 * len(streams))
+        crop_slots = self.infer_queue_size + config.engine.max_batch + 3
+        self.frame_rings, self.crop_rings = {}, {}
         frame_slots = _VIEW_FRAME_SLOTS if config.publish.uses_frames else _FRAME_SLOTS
         for index, source in enumerate(config.sources):
             width, height = sizes[source.stream_id]
             frame_ring = SlotRing.create(f"{prefix}_{index}_f", frame_slots, width * height * 3)
             crop_ring = SlotRing.create(f"{prefix}_{index}_c", crop_slots,
-                                        config.tracking.max_people * input_size ** 2 * 3)
+                                        config.tracking.max_people * self.input_size ** 2 * 3)
             rings += [frame_ring, crop_ring]
-            frame_rings[source.stream_id], crop_rings[source.stream_id] = frame_ring.spec, crop_ring.spec
-            pipes[source.stream_id] = ctx.Pipe(duplex=False)  # (read end, write end)
-        common = (self.log_level, self.weights_label)
-        stages = {
-            "publish": ctx.Process(name="publish", target=publish.main, args=(
-                publish.PublishArgs(config.publish, streams, meta,
-                                    frame_rings if config.publish.uses_frames else {},
-                                    frozenset(s.stream_id for s in config.sources if s.every_frame)),
-                to_publish, arrays,
-                {"preprocess->infer": to_infer, "infer->smooth": to_smooth, "smooth->publish": to_publish},
-                stop, control, *common)),
-            "smooth": ctx.Process(name="smooth", target=smooth.main, args=(
-                smooth.SmoothArgs(streams, input_size, config.smoothing, config.skeleton_sum_mm, self.intrinsics),
-                to_smooth, to_publish, feedback, arrays, stop, *common)),
-            "infer": ctx.Process(name="infer", target=infer.main, args=(
-                infer.InferArgs(model_path, self.engine, input_size, crop_rings,
+            self.frame_rings[source.stream_id], self.crop_rings[source.stream_id] = frame_ring.spec, crop_ring.spec
+        handover_in, self.handover = ctx.Pipe(duplex=False)
+        publisher = ctx.Process(name="publish", target=publish.main, args=(
+            publish.PublishArgs(config.publish, streams, meta,
+                                self.frame_rings if config.publish.uses_frames else {},
                                 frozenset(s.stream_id for s in config.sources if s.every_frame)),
-                to_infer, to_smooth, arrays, stop,
-                control, *common)),
-        }
-        for source in config.sources:
-            stream = source.stream_id
-            stages[f"preprocess-{stream}"] = ctx.Process(name=f"preprocess-{stream}", target=preprocess.main, args=(
-                preprocess.PreprocessArgs(stream, frame_rings[stream], crop_rings[stream], input_size,
-                                          config.tracking, detector, latest_only=not source.every_frame,
-                                          cv_threads=max(1, (os.cpu_count() or 1) // len(config.sources))),
-                pipes[stream][0], to_infer, feedback[stream], arrays[stream], stop, *common))
-        captures = {s.stream_id: _Capture(s.stream_id) for s in config.sources}
+            handover_in, self.arrays, self.depths.array, self.stop, self.control, *self.common))
+        self.stages: _Stages | None = None
         started = time.monotonic()
         previous_handlers = self._install_signal_handlers()
         try:
-            self._start(stages["publish"])
-            self._wait_for("listening", "publish", control, stages["publish"], _READY_TIMEOUT_S)
+            self._start(publisher)
+            handover_in.close()
+            self._wait_for("listening", "publish", publisher, _READY_TIMEOUT_S)
             if config.publish.wait_subscribers:
                 log.info("waiting for %d subscriber(s) on %s", config.publish.wait_subscribers,
                          config.publish.endpoint)
-            self._wait_for("ready", "publish", control, stages["publish"], None)
-            self._start(stages["infer"])
-            self._wait_for("ready", "infer", control, stages["infer"],
-                           _READY_TIMEOUT_S if self.engine.device == "cpu" else _GPU_READY_TIMEOUT_S)
-            for stage in stages.values():
-                if stage.pid is None:
-                    self._start(stage)
-            start_capture = lambda c: self._start_capture(ctx, c, frame_rings, pipes, arrays, stop, control, common)  # noqa: E731
-            for capture_state in captures.values():
-                start_capture(capture_state)
-            stopped_by, failures = self._watch(stages, captures, control, start_capture, counters, started)
+            self._wait_for("ready", "publish", publisher, None)
+            self._start_stages(1)
+            stopped_by = self._watch(publisher, started)
         finally:
-            self._shutdown(stop, list(stages.values()) + [c.process for c in captures.values() if c.process])
+            self._shutdown([publisher] + (self.stages.all_processes() if self.stages else []))
             self._restore_signal_handlers(previous_handlers)
+            self.handover.close()
         seconds = time.monotonic() - started
-        summary = RunSummary({s: c.snapshot() for s, c in counters.items()}, seconds, stopped_by, failures)
+        summary = RunSummary({s: c.snapshot() for s, c in self.counters.items()}, seconds, stopped_by,
+                             self.failures)
         self._log_final(summary)
         return summary
 
@@ -194,25 +205,84 @@ class Pipeline:
         process.start()
         log.info("started %s (pid %d)", process.name, process.pid)
 
-    def _start_capture(self, ctx, state: _Capture, frame_rings, pipes, arrays, stop, control, common) -> None:
+    def _start_stages(self, number: int) -> None:
+        """Start a set of stages on new queues and pipes: inference first (it may take minutes to
+        load), then smoothing, whose pipe goes to publish, then preprocessing and the captures."""
+        config, ctx = self.config, self.ctx
+        streams = tuple(s.stream_id for s in config.sources)
+        to_infer, to_smooth = ctx.Queue(maxsize=self.infer_queue_size), ctx.Queue(maxsize=16)
+        feedback = {s: ctx.Queue(maxsize=8) for s in streams}
+        stages = self.stages = _Stages(number, {s: _Capture(s) for s in streams},
+                                       {s: ctx.Pipe(duplex=False) for s in streams},
+                                       {"preprocess->infer": to_infer, "infer->smooth": to_smooth}, feedback)
+        infer_process = stages.processes["infer"] = ctx.Process(name="infer", target=infer.main, args=(
+            infer.InferArgs(self.model_path, self.engine, self.input_size, self.crop_rings,
+                            frozenset(s.stream_id for s in config.sources if s.every_frame)),
+            to_infer, to_smooth, self.arrays, self.stop, self.control, *self.common))
+        self._start(infer_process)
+        self._wait_for("ready", "infer", infer_process,
+                       _READY_TIMEOUT_S if self.engine.device == "cpu" else _GPU_READY_TIMEOUT_S)
+        from_smooth, to_publish = ctx.Pipe(duplex=False)
+        self.depths.restart_pipe()
+        stages.processes["smooth"] = ctx.Process(name="smooth", target=smooth.main, args=(
+            smooth.SmoothArgs(streams, self.input_size, config.smoothing, config.skeleton_sum_mm, self.intrinsics),
+            to_smooth, to_publish, feedback, self.arrays, self.depths.array, self.stop, *self.common))
+        self._start(stages.processes["smooth"])
+        to_publish.close()  # smoothing holds the only writing end: publish reads to its end if it dies
+        try:
+            self.handover.send(from_smooth)
+        except OSError:
+            raise PipelineError("the publish process died; the run stopped, see the log above") from None
+        finally:
+            from_smooth.close()
+        for source in config.sources:
+            stream = source.stream_id
+            stages.processes[f"preprocess-{stream}"] = process = ctx.Process(
+                name=f"preprocess-{stream}", target=preprocess.main, args=(
+                    preprocess.PreprocessArgs(stream, self.frame_rings[stream], self.crop_rings[stream],
+                                              self.input_size, config.tracking, self.detector,
+                                              latest_only=not source.every_frame,
+                                              cv_threads=max(1, (os.cpu_count() or 1) // len(config.sources)),
+                                              first_track_id=max(1, self.counters[stream].get("next_track_id"))),
+                    stages.capture_pipes[stream][0], to_infer, feedback[stream], self.arrays[stream], self.stop,
+                    *self.common))
+            self._start(process)
+        for state in stages.captures.values():
+            self._start_capture(state)
+        stages.started = time.monotonic()
+
+    def _start_capture(self, state: _Capture) -> None:
         source = next(s for s in self.config.sources if s.stream_id == state.stream)
-        resume_after = Counters(arrays[state.stream]).get("last_seq")
-        state.process = ctx.Process(name=f"capture-{state.stream}", target=capture.main, args=(
-            capture.CaptureArgs(source, frame_rings[state.stream], resume_after,
-                                hold_for_publish=source.every_frame and self.config.publish.uses_frames),
-            pipes[state.stream][1], arrays[state.stream], stop, control, *common))
+        counters = self.counters[state.stream]
+        state.process = self.ctx.Process(name=f"capture-{state.stream}", target=capture.main, args=(
+            capture.CaptureArgs(source, self.frame_rings[state.stream], counters.get("last_seq"),
+                                hold_for_publish=source.every_frame and self.config.publish.uses_frames,
+                                ended=bool(counters.get("ended"))),
+            self.stages.capture_pipes[state.stream][1], self.arrays[state.stream], self.stop, self.control,
+            *self.common))
         self._start(state.process)
         state.started = time.monotonic()
         state.restart_at = None
 
-    def _wait_for(self, event: str, name: str, control, process, timeout: float | None) -> None:
-        """Wait for `name` to report `event` on the control queue (a fatal report raises)."""
+    def _control_messages(self):
+        """Control messages: those held back while waiting for another first, then new ones."""
+        while self.held:
+            yield self.held.pop(0)
+        while True:
+            try:
+                yield self.control.get_nowait()
+            except queue.Empty:
+                return
+
+    def _wait_for(self, event: str, name: str, process, timeout: float | None) -> None:
+        """Wait for `name` to report `event` on the control queue (a fatal report raises); other
+        messages are kept for the watch loop."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while deadline is None or time.monotonic() < deadline:
             if self._signal:
                 raise PipelineError(f"interrupted ({self._signal}) while starting {name}")
             try:
-                kind, stage, detail = control.get(timeout=0.1)
+                kind, stage, detail = control = self.control.get(timeout=0.1)
             except queue.Empty:
                 if not process.is_alive():
                     raise PipelineError(f"the {name} process exited during start-up "
@@ -223,48 +293,50 @@ class Pipeline:
             if kind == event and stage == name:
                 log.info("%s %s: %s", name, event, detail)
                 return
+            self.held.append(control)
         raise PipelineError(f"the {name} process did not report {event!r} within {timeout:.0f} s")
 
-    def _watch(self, stages, captures: dict[str, _Capture], control, start_capture, counters,
-               started: float) -> tuple[str, dict[str, str]]:
-        failures: dict[str, str] = {}
+    def _read_control(self) -> None:
+        for kind, who, detail in self._control_messages():
+            if kind == "fatal":
+                raise PipelineError(detail)
+            if kind == "source_failed":
+                self.failures[who] = detail
+            elif kind == "drained":
+                self.drained.add(detail)
+
+    def _watch(self, publisher, started: float) -> str:
         duration = self.config.duration_s
+        restarts = _Restarts()
         while True:
-            while True:
-                try:
-                    kind, who, detail = control.get_nowait()
-                except queue.Empty:
-                    break
-                if kind == "fatal":
-                    raise PipelineError(detail)
-                if kind == "source_failed":
-                    failures[who] = detail
+            self._read_control()
             if self._signal:
-                return f"signal {self._signal}", failures
+                return f"signal {self._signal}"
             if duration is not None and time.monotonic() - started >= duration:
-                return "duration", failures
-            publisher = stages["publish"]
+                return "duration"
             if not publisher.is_alive():
                 if publisher.exitcode == 0:
-                    return "end of input", failures
+                    return "end of input"
                 raise PipelineError(f"the publish process died (exit code {publisher.exitcode}); the run "
                                     "stopped")
-            for name, stage in stages.items():
-                if name != "publish" and not stage.is_alive() and stage.exitcode != 0:
-                    raise PipelineError(f"the {name} process died (exit code {stage.exitcode}); the run "
-                                        "stopped, see the log above")
+            stages = self.stages  # never None here: a restart leaves it so only on a signal or publish's death
+            self.depths.sample(stages.queues)
+            dead = next((p for p in stages.processes.values() if not p.is_alive() and p.exitcode != 0), None)
+            if dead is not None:
+                self._restart_stages(dead, restarts, publisher)
+                continue
             now = time.monotonic()
-            for state in captures.values():
-                self._check_capture(state, now, start_capture, counters[state.stream])
+            for state in stages.captures.values():
+                self._check_capture(state, now)
             time.sleep(_WATCH_S)
 
-    def _check_capture(self, state: _Capture, now: float, start_capture, counters: Counters) -> None:
+    def _check_capture(self, state: _Capture, now: float) -> None:
         if state.finished:
             return
         if state.restart_at is not None:
             if now >= state.restart_at:
-                counters.add("capture_restarts")
-                start_capture(state)
+                self.counters[state.stream].add("capture_restarts")
+                self._start_capture(state)
             return
         process = state.process
         if process.is_alive():
@@ -274,14 +346,81 @@ class Pipeline:
             return
         if now - state.started >= _STABLE_AFTER_S:
             state.backoff = _RESTART_BACKOFF_S[0]
-        reason = (f"signal {signal.Signals(-process.exitcode).name}" if process.exitcode < 0
-                  else f"exit code {process.exitcode}")
-        log.warning("%s died (%s); restarting in %.1f s", process.name, reason, state.backoff)
+        log.warning("%s died (%s); restarting in %.1f s", process.name, _exit_reason(process), state.backoff)
         state.restart_at = now + state.backoff
         state.backoff = min(state.backoff * 2, _RESTART_BACKOFF_S[1])
 
-    def _shutdown(self, stop, processes) -> None:
-        stop.set()
+    def _restart_stages(self, dead, restarts: _Restarts, publisher) -> None:
+        """Replace the whole set of stages behind publish after `dead` died (see the module's doc)."""
+        old = self.stages
+        if time.monotonic() - old.started >= _STABLE_AFTER_S:
+            restarts.backoff, restarts.quick_deaths = _RESTART_BACKOFF_S[0], 0
+        restarts.quick_deaths += 1
+        reason = _exit_reason(dead)
+        if restarts.quick_deaths > _MAX_QUICK_DEATHS:
+            raise PipelineError(f"the {dead.name} process died {restarts.quick_deaths} times in a row within "
+                                f"{_STABLE_AFTER_S:.0f} s of a start (last: {reason}); the run stopped, see the "
+                                "log above")
+        log.warning("%s died (%s); restarting the stages between the sources and publish in %.1f s",
+                    dead.name, reason, restarts.backoff)
+        for process in old.all_processes():
+            if process.is_alive():
+                process.kill()
+        for process in old.all_processes():
+            process.join(5)
+        self._wait_drained(old.number, publisher)
+        self._settle_accounts()
+        self.stages = None
+        delay, restarts.backoff = restarts.backoff, min(restarts.backoff * 2, _RESTART_BACKOFF_S[1])
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            if self._signal or not publisher.is_alive():
+                return  # the watch loop ends the run
+            time.sleep(_WATCH_S)
+        for counters in self.counters.values():
+            counters.add("pipeline_restarts")
+        try:
+            self._start_stages(old.number + 1)
+        except PipelineError as exc:
+            raise PipelineError(f"could not restart the stages after {dead.name} died: {exc}") from None
+        log.info("stages restarted after %s died", dead.name)
+
+    def _wait_drained(self, number: int, publisher) -> None:
+        """Wait until publish has read the dead stages' pipe to its end."""
+        deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+        while number not in self.drained:
+            if time.monotonic() >= deadline or not publisher.is_alive() or self._signal:
+                log.warning("publish did not finish what the stopped stages had passed on within %.0f s; the "
+                            "frame accounts may be off by what it still held", _DRAIN_TIMEOUT_S)
+                return
+            self._read_control()
+            time.sleep(0.01)
+
+    def _settle_accounts(self) -> None:
+        """With the stages dead and publish done with their output, every frame captured is either
+        published or dropped: a file in every-frame mode resumes after the last frame published
+        (the rest is decoded again), any other source after the last frame captured, and what it
+        lost in between is counted as `restart` drops."""
+        for source in self.config.sources:
+            counters = self.counters[source.stream_id]
+            drops = sum(counters.drops().values())
+            if source.every_frame:
+                done = counters.get("released_seq")
+                counters.set("captured", counters.get("published") + drops)
+                counters.set("last_seq", done)
+                if not counters.get("ended"):
+                    log.info("%s: resuming the file after frame %d", source.stream_id, done)
+            else:
+                lost = counters.get("captured") - counters.get("published") - drops
+                if lost > 0:
+                    counters.add("drop_restart", lost)
+                    log.warning("%s: %d frames lost with the restart (counted as restart drops)",
+                                source.stream_id, lost)
+            counters.set("consumed_seq", counters.get("last_seq"))
+            counters.set("released_seq", counters.get("last_seq"))
+
+    def _shutdown(self, processes) -> None:
+        self.stop.set()
         began = time.monotonic()
         deadline = began + _STOP_GRACE_S
         for process in processes:
@@ -319,7 +458,8 @@ class Pipeline:
                      "%.1f frames/s over %.1f s, restarts %d, reconnects %d (stopped by %s)",
                      stream, counts["captured"], counts["published"], sum(drops.values()),
                      f" {drops}" if drops else "",
-                     in_flight, rate, summary.seconds, counts["capture_restarts"], counts["reconnects"],
+                     in_flight, rate, summary.seconds, counts["capture_restarts"] + counts["pipeline_restarts"],
+                     counts["reconnects"],
                      summary.stopped_by)
 
 
@@ -333,3 +473,8 @@ def run(config: RunConfig, log_level: int = logging.INFO) -> RunSummary:
     if summary.failures:
         raise SourceError("; ".join(summary.failures.values()))
     return summary
+
+
+def _exit_reason(process) -> str:
+    return (f"signal {signal.Signals(-process.exitcode).name}" if process.exitcode < 0
+            else f"exit code {process.exitcode}")

@@ -152,7 +152,7 @@ def _pipelines(clip: Path, count: int, engine_args: list[str]) -> list[PoseMessa
                  "none", "--publish", endpoint, "--wait-subscribers", "1", *engine_args]
                 for i, endpoint in enumerate(endpoints)]
     logs = [tempfile.TemporaryFile(mode="w+") for _ in range(count)]
-    processes = [subprocess.Popen(command, stderr=log_file) for command, log_file in zip(commands, logs)]
+    processes = [subprocess.Popen(command, stderr=log_file) for command, log_file in zip(commands, logs, strict=True)]
 
     def receive(index: int) -> None:
         deadline = time.monotonic() + 600

@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   wildpose export --triton-repo models           # the bundled model as a Triton model repository
   wildpose bench --engine-only                   # both presets, onnxruntime and torch
   wildpose bench --engine-only --presets realtime --backends onnxruntime --batch 1,8
+  wildpose bench --faults                        # kill each stage mid-run: pause, frames lost
 """
 
 
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="concurrent live streams of one file: drops and latency per count (e.g. 8,16,32)")
     mode.add_argument("--triton", type=_csv(int), metavar="N,N,...",
                       help="N pipelines with the local engine, then against one `wildpose serve` (e.g. 1,2,4)")
+    mode.add_argument("--faults", action="store_true",
+                      help="kill each pipeline stage mid-run (SIGKILL): pause, frames lost, accounting")
+    bench.add_argument("--kill", type=_csv(str), default=("capture", "preprocess", "infer", "smooth"),
+                       help="--faults: the stages to kill, one run each (default capture,preprocess,infer,smooth)")
     bench.add_argument("--queue-delay-us", type=int, default=2000,
                        help="--triton: the server's dynamic batching queue delay (default 2000)")
     bench.add_argument("--presets", type=_csv(str),
@@ -266,6 +271,14 @@ def _bench(args: argparse.Namespace) -> int:
             presets=args.presets or ("paper",), paths=args.paths, precisions=args.precisions,
             batches=args.batch or (1, 8, 64), seconds=args.seconds, restarts=args.restarts))
         print(bench_gpu.format_table(rows))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
+    if args.faults:
+        from wildpose.tools import bench_faults
+
+        rows, clip = bench_faults.run_fault_bench(bench_faults.FaultBenchConfig(stages=args.kill))
+        print(bench_faults.format_table(rows, clip))
         if args.json:
             bench.write_json(rows, args.json)
         return 0

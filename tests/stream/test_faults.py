@@ -1,11 +1,13 @@
-"""Faults: whatever way a run ends (end of file, a signal, a stage killed, the supervisor itself
-killed), its shared-memory rings are released; a killed inference stage ends the run loudly."""
+"""Faults: a stage killed behind publish is restarted and loses nothing from a file; whatever way a run
+ends (end of file, a signal, stages that cannot start again, the supervisor itself killed), its
+shared-memory rings are released."""
 
 from __future__ import annotations
 
 import http.server
 import os
 import re
+import shutil
 import signal
 import socket
 import threading
@@ -19,7 +21,7 @@ from wildpose.stream.client import PoseSubscriber
 from wildpose.tools import democlip
 
 SHM = Path("/dev/shm")
-pytestmark = pytest.mark.skipif(not SHM.is_dir(), reason="no /dev/shm on this system")
+pytestmark = [pytest.mark.faults, pytest.mark.skipif(not SHM.is_dir(), reason="no /dev/shm on this system")]
 
 
 def rings_of(pid: int) -> list[str]:
@@ -55,12 +57,75 @@ def test_a_signal_releases_the_rings(pipeline, walker_clip, sig):
     assert released(run.process.pid)
 
 
-def test_a_killed_inference_stage_ends_the_run_loudly_and_releases_the_rings(pipeline, walker_clip):
-    run, subscriber = running(pipeline, walker_clip)
-    with subscriber:
+@pytest.mark.parametrize("stage", ["preprocess-walker", "infer", "smooth"])
+def test_a_killed_stage_behind_publish_is_restarted_and_a_file_loses_no_frame(pipeline, walker_clip, stage):
+    frames = 96  # two passes of the clip
+    run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--loop", "--detector", "none",
+                   "--wait-subscribers", "1")
+    with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
+        before = receive_poses(subscriber, 10)
+        assert len(before) == 10, run.log
+        publish_pid = run.pid_of("publish")
+        mark = len(run.lines)
+        os.kill(run.pid_of(stage), signal.SIGKILL)
+        killed = time.monotonic()
+        run.wait_for_log(rf"{stage} died \(signal SIGKILL\); restarting the stages between the sources and publish",
+                         after=mark)
+        run.wait_for_log(rf"stages restarted after {stage} died", after=mark)
+        print(f"{stage} killed: stages running again after {time.monotonic() - killed:.1f} s")
+        after = receive_poses(subscriber, frames - len(before), timeout=60)
+    assert [p.seq for p in before + after] == list(range(frames)), run.log  # every frame, in order, once
+    os.kill(publish_pid, 0)  # the publisher (and its subscribers' connections) lived on
+    assert run.stop(signal.SIGINT) == 0
+    assert "restarts 1" in run.log and "Traceback" not in run.log
+    assert re.search(r"final stats walker: captured \d+, published \d+, dropped 0,", run.log), run.log
+    assert released(run.process.pid)
+
+
+def test_a_paced_run_whose_inference_was_killed_accounts_for_every_frame(pipeline, tmp_path):
+    """A file in realtime mode, like a live source, goes on from the last frame captured: every frame
+    is received by the subscriber or counted as dropped (those lost with the dead stages as `restart`)."""
+    from wildpose.stream.client import StatsMessage
+
+    frames = 96
+    clip = democlip.write_clip(tmp_path / "walker.mp4", frames=frames)
+    run = pipeline("--source", f"walker={clip}", "--detector", "none", "--wait-subscribers", "1")
+    poses, stats = [], []
+    with PoseSubscriber(run.endpoint, topics=["pose", "stats"]) as subscriber:
+        while True:
+            message = subscriber.recv(timeout=0.5)
+            if message is None:
+                if run.process.poll() is not None:
+                    break  # ended, and everything it sent has been read
+                continue
+            (stats if isinstance(message, StatsMessage) else poses).append(message)
+            if len(poses) == 10 and "restarting the stages" not in run.log:
+                os.kill(run.pid_of("infer"), signal.SIGKILL)
+                run.wait_for_log("restarting the stages")
+    assert run.wait() == 0, run.log
+    final = stats[-1]
+    seqs = [p.seq for p in poses]
+    assert seqs == sorted(set(seqs)) and seqs[-1] == frames - 1
+    assert final.totals["captured"] == frames
+    assert len(poses) + sum(final.drops.values()) == frames, (len(poses), final.drops)
+    assert "restarts 1" in run.log
+
+
+def test_stages_that_cannot_start_again_end_the_run_loudly_and_release_the_rings(pipeline, walker_clip, tmp_path):
+    from wildpose.engine import default_model
+
+    model = tmp_path / "model.onnx"
+    shutil.copyfile(default_model.onnx_path(), model)
+    run = pipeline("--source", f"walker={walker_clip}", "--loop", "--detector", "none", "--model", str(model),
+                   "--wait-subscribers", "1")
+    with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
+        assert len(receive_poses(subscriber, 3)) == 3, run.log
+        model.unlink()  # the restarted inference stage cannot load it
         os.kill(run.pid_of("infer"), signal.SIGKILL)
-        assert run.wait(timeout=30) == 1
-    assert "the infer process died" in run.log and "Traceback" not in run.log
+        assert run.wait(timeout=60) == 1
+    errors = [line for line in run.lines if line.startswith("wildpose: error:")]
+    assert len(errors) == 1 and "could not restart the stages after infer died" in errors[0], run.log
+    assert "Traceback" not in run.log
     assert released(run.process.pid)
 
 

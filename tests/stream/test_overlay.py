@@ -185,4 +185,4 @@ def test_publish_counts_a_frame_whose_slot_was_overwritten_and_sends_a_thumbnail
     message = decode(b"frame/cam", current)
     assert isinstance(message, FrameMessage) and message.seq == 3 and message.jpeg_size == (32, 24)
     assert abs(int(overlay.decode_thumbnail(message.jpeg).mean()) - 120) <= 3
-    assert counters.get("thumbnails") == 1 and counters.get("released_seq") == 3
+    assert counters.get("thumbnails") == 1

@@ -38,6 +38,7 @@ class RtspServer:
         self.process.wait()
 
 
+@pytest.mark.faults
 def test_the_pipeline_survives_the_rtsp_server_going_away_and_coming_back(
         rtsp_available, pipeline, shared_data, unused_port):
     """Three times over: the server is killed mid-stream, the loss is logged, the server comes back and

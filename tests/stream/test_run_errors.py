@@ -41,10 +41,12 @@ def test_a_file_that_is_not_a_video(tmp_path, name, fragment):
     assert_one_error_line(run_cli("--source", str(text)), fragment, name)
 
 
+@pytest.mark.faults
 def test_a_truncated_video_without_its_index(truncated_clips):
     assert_one_error_line(run_cli("--source", str(truncated_clips["index_last"])), "index_last.mp4")
 
 
+@pytest.mark.faults
 def test_a_video_truncated_mid_stream_publishes_what_it_has_then_fails(truncated_clips):
     result = run_cli("--source", f"cut={truncated_clips['cut_faststart']}", "--every-frame", "--detector", "none")
     assert_one_error_line(result, "truncated or corrupt", "of 48 frames")
@@ -96,6 +98,7 @@ def test_live_only_and_file_only_options_are_not_mixed(unused_port):
                           "--every-frame applies to files only")
 
 
+@pytest.mark.faults
 def test_a_corrupt_detector_file(tmp_path, walker_clip):
     corrupt = tmp_path / "detector.onnx"
     corrupt.write_bytes(b"\x08\x01garbage" * 100)

@@ -81,6 +81,7 @@ def test_export_then_bench_a_preset(tmp_path):
     (["bench", "--engine-only", "--backends", "nope"], ["--backends: unknown ['nope']"]),
     (["bench", "--engine-only", "--batch", "x"], ["--batch", "comma-separated list"]),
     (["bench"], ["--engine-only"]),
+    (["bench", "--faults", "--kill", "infer,publisher"], ["--faults: unknown publisher", "stages are capture"]),
     (["export", "-o", "x.onnx"], ["either a checkpoint or --preset"]),
     (["frobnicate"], ["invalid choice"]),
 ])
