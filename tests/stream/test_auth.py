@@ -133,3 +133,18 @@ def test_replay_and_record_speak_curve_too(keys, recorded_session, command, tmp_
 def test_a_subscriber_with_half_the_keys_gets_one_clear_line(keys):
     assert_one_error_line(wildpose("record", "--output", "x.mcap", "--curve-secret", str(keys["allowed"][1])),
                           "needs both")
+
+
+def test_the_publisher_binds_to_loopback_unless_told_and_warns_on_all_interfaces_without_keys(keys, walker_clip):
+    from wildpose.stream.config import PublishConfig
+
+    assert PublishConfig().endpoint.startswith("tcp://127.0.0.1:")
+    common = ("run", "--source", f"walker={walker_clip}", "--every-frame", "--detector", "none")
+    warning = "publishing on all interfaces"
+    bare = wildpose(*common, "--publish", f"tcp://*:{free_port()}")
+    assert bare.returncode == 0, bare.stderr
+    assert warning in bare.stderr and "--curve-secret" in bare.stderr
+    encrypted = wildpose(*common, "--publish", f"tcp://0.0.0.0:{free_port()}", "--curve-secret",
+                         str(keys["server"][1]), "--curve-clients", str(keys["clients"]))
+    assert encrypted.returncode == 0, encrypted.stderr
+    assert "CURVE on" in encrypted.stderr and warning not in encrypted.stderr
