@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--source", help="video file, looped (default: the bundled demo clip)")
     soak.add_argument("--detector", default="none", help="the pipeline's detector (default none)")
     soak.add_argument("--model", help="the pipeline's model (default: the bundled weights)")
+    soak.add_argument("--kill-every", type=float, metavar="SECONDS",
+                      help="also kill a stage this often (SIGKILL; capture, preprocess, infer, smooth in turn)")
     soak.set_defaults(handler=_soak)
     run_cli.add_parsers(verbs)
     serve_cli.add_parsers(verbs)
@@ -150,7 +152,7 @@ def _soak(args: argparse.Namespace) -> int:
                  sample.poses, sum(sample.rss_mb.values()), sum(sample.fds.values()), len(sample.rss_mb))
 
     run_args = ["--detector", args.detector] + (["--model", args.model] if args.model else [])
-    report = soak.soak(args.minutes * 60, args.interval, args.source, run_args, progress)
+    report = soak.soak(args.minutes * 60, args.interval, args.source, run_args, progress, args.kill_every)
     print(soak.format_table(report))
     return 0 if report.passed else 1
 

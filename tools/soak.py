@@ -4,13 +4,18 @@ The pipeline runs for minutes on a looped file (realtime pacing, loopback only) 
 reading every message, while this samples every process of the run (the supervisor and its stages)
 with psutil: resident memory and open file descriptors. Leaks show as growth after warm-up, so the
 report compares the end of the run with the end of its first fifth; a growth beyond the allowance
-(memory: 10 % + 20 MB per process, file descriptors: none) fails the soak.
+(memory: 10 % + 20 MB per process, file descriptors: none) fails the soak. With `kill_every_s` it
+also kills a stage (SIGKILL) that often, capture, preprocess, inference and smoothing in turn, so the
+supervisor's restarts are soaked too: a restart that leaked would show in the supervisor and publish,
+which live through all of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RSS_ALLOWANCE = 0.10  # growth after warm-up: a tenth of the warm value ...
 RSS_SLACK_MB = 20.0  # ... plus this (allocator arenas settle slowly)
+KILLED_IN_TURN = ("capture-soak", "preprocess-soak", "infer", "smooth")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class SoakReport:
     poses: int
     rows: list[tuple[str, float, float, float, int, int]]  # name, rss warm, rss end, rss max, fds warm, fds end
     leaks: list[str]
+    kills: int = 0  # stages killed on purpose (`kill_every_s`)
+    restarts: int = 0  # restarts the run's log reported
 
     @property
     def passed(self) -> bool:
@@ -76,10 +84,14 @@ def _unnamed(process: psutil.Process) -> str:
 
 
 def soak(seconds: float, interval_s: float = 5.0, source: str | None = None, run_args: list[str] | None = None,
-         progress=None) -> SoakReport:
-    """Run the pipeline for `seconds` on `source` (default: the bundled demo clip), looped."""
+         progress=None, kill_every_s: float | None = None) -> SoakReport:
+    """Run the pipeline for `seconds` on `source` (default: the bundled demo clip), looped; with
+    `kill_every_s`, kill a stage that often (see the module's doc)."""
     if seconds < 10 or interval_s <= 0 or interval_s > seconds / 4:
         raise ConfigError(f"soak: at least 10 s with at least 4 samples, got {seconds} s every {interval_s} s")
+    if kill_every_s is not None and not 5 <= kill_every_s <= seconds / 2:
+        raise ConfigError(f"soak: --kill-every must be from 5 s to half the soak ({seconds / 2:.0f} s), "
+                          f"got {kill_every_s} s")
     clip = Path(source) if source else democlip.demo_clip(Path(tempfile.gettempdir()) / "wildpose-soak")
     if not clip.is_file():
         raise ConfigError(f"soak: {clip} not found")
@@ -100,7 +112,7 @@ def soak(seconds: float, interval_s: float = 5.0, source: str | None = None, run
     reader = threading.Thread(target=read_log, daemon=True)
     reader.start()
     samples: list[Sample] = []
-    poses = 0
+    poses = kills = 0
     try:
         with PoseSubscriber(endpoint, topics=["pose"]) as subscriber:
             root = psutil.Process(pipeline.pid)
@@ -112,6 +124,7 @@ def soak(seconds: float, interval_s: float = 5.0, source: str | None = None, run
                     first = time.monotonic()
                     poses = 1
             next_sample = first
+            next_kill = first + kill_every_s if kill_every_s else float("inf")
             while time.monotonic() - first < seconds:
                 if pipeline.poll() is not None:
                     raise PipelineError(f"the soak pipeline died after {time.monotonic() - first:.0f} s: "
@@ -122,6 +135,10 @@ def soak(seconds: float, interval_s: float = 5.0, source: str | None = None, run
                     next_sample += interval_s
                     if progress:
                         progress(samples[-1])
+                if time.monotonic() >= next_kill:
+                    _kill(KILLED_IN_TURN[kills % len(KILLED_IN_TURN)], names)
+                    kills += 1
+                    next_kill += kill_every_s
                 message = subscriber.recv(timeout=0.1)
                 poses += isinstance(message, PoseMessage)
     finally:
@@ -131,7 +148,22 @@ def soak(seconds: float, interval_s: float = 5.0, source: str | None = None, run
             pipeline.wait(timeout=15)
         except subprocess.TimeoutExpired:
             pipeline.kill()
-    return _report(samples, poses)
+        reader.join(timeout=5)  # the final stats line, with the restarts
+    final = next((line for line in reversed(lines) if "final stats" in line), "")
+    restarts = int(final.split("restarts ")[1].split(",")[0]) if "restarts " in final else 0
+    return dataclasses.replace(_report(samples, poses), kills=kills, restarts=restarts)
+
+
+def _kill(stage: str, names: dict[int, str]) -> None:
+    """SIGKILL the newest process named `stage` (a stage restarted before has a new pid)."""
+    pid = next((pid for pid, name in reversed(names.items()) if name == stage), None)
+    if pid is None:
+        return
+    log.info("soak: killing %s (pid %d)", stage, pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _report(samples: list[Sample], poses: int) -> SoakReport:
@@ -155,5 +187,6 @@ def format_table(report: SoakReport) -> str:
     body = [[name, f"{warm:.1f}", f"{end:.1f}", f"{peak:.1f}", str(fw), str(fe)]
             for name, warm, end, peak, fw, fe in report.rows]
     verdict = "no growth beyond warm-up" if report.passed else "GROWTH: " + "; ".join(report.leaks)
+    killed = f"{report.kills} stages killed, {report.restarts} restarts; " if report.kills else ""
     return (markdown_table(headers, body) + f"\n({report.seconds:.0f} s, {report.poses} poses received, "
-            f"{report.poses / max(report.seconds, 1e-9):.1f} per second; {verdict})")
+            f"{report.poses / max(report.seconds, 1e-9):.1f} per second; {killed}{verdict})")

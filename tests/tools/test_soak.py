@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from support import assert_one_error_line, wildpose
 
 from wildpose.tools import soak
@@ -33,3 +35,19 @@ def test_growth_after_warm_up_is_reported_as_a_leak():
 
 def test_a_soak_too_short_to_sample_is_refused():
     assert_one_error_line(wildpose("soak", "--minutes", "0.05"), "at least 10 s")
+
+
+def test_a_soak_that_kills_stages_sees_them_restarted_and_nothing_leak_in_the_processes_that_live_on():
+    result = wildpose("soak", "--minutes", "0.25", "--interval", "3", "--kill-every", "5", timeout=180)
+    table = result.stdout
+    killed = re.search(r"(\d+) stages killed, (\d+) restarts", table)
+    assert killed and int(killed.group(1)) >= 2 and int(killed.group(2)) == int(killed.group(1)), table + result.stderr
+    assert "killing capture-soak" in result.stderr and "killing preprocess-soak" in result.stderr
+    for survivor in ("supervisor", "publish"):  # they hold every restart's queues and pipes
+        row = next(line for line in table.splitlines() if line.startswith(f"| {survivor} "))
+        fds_warm, fds_end = (int(cell) for cell in row.strip(" |").split("|")[-2:])
+        assert fds_end == fds_warm, row
+
+
+def test_kill_every_must_fit_the_soak():
+    assert_one_error_line(wildpose("soak", "--minutes", "0.5", "--kill-every", "2"), "--kill-every must be")
