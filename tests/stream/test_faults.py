@@ -35,6 +35,26 @@ def released(pid: int, timeout: float = 10.0) -> bool:
     return not rings_of(pid)
 
 
+def everything_published(run, after_each_pose=None) -> tuple[list, list]:
+    """The pose and stats messages of a run, until it ends; `after_each_pose(poses)` may act mid-run."""
+    from wildpose.stream.client import StatsMessage
+
+    poses, stats = [], []
+    with PoseSubscriber(run.endpoint, topics=["pose", "stats"]) as subscriber:
+        while True:
+            message = subscriber.recv(timeout=0.5)
+            if message is None:
+                if run.process.poll() is not None:
+                    return poses, stats  # ended, and everything it sent has been read
+                continue
+            if isinstance(message, StatsMessage):
+                stats.append(message)
+            else:
+                poses.append(message)
+                if after_each_pose is not None:
+                    after_each_pose(poses)
+
+
 def running(pipeline, walker_clip):
     run = pipeline("--source", f"walker={walker_clip}", "--loop", "--detector", "none", "--wait-subscribers", "1")
     subscriber = PoseSubscriber(run.endpoint, topics=["pose"])
@@ -85,23 +105,16 @@ def test_a_killed_stage_behind_publish_is_restarted_and_a_file_loses_no_frame(pi
 def test_a_paced_run_whose_inference_was_killed_accounts_for_every_frame(pipeline, tmp_path):
     """A file in realtime mode, like a live source, goes on from the last frame captured: every frame
     is received by the subscriber or counted as dropped (those lost with the dead stages as `restart`)."""
-    from wildpose.stream.client import StatsMessage
-
     frames = 96
     clip = democlip.write_clip(tmp_path / "walker.mp4", frames=frames)
     run = pipeline("--source", f"walker={clip}", "--detector", "none", "--wait-subscribers", "1")
-    poses, stats = [], []
-    with PoseSubscriber(run.endpoint, topics=["pose", "stats"]) as subscriber:
-        while True:
-            message = subscriber.recv(timeout=0.5)
-            if message is None:
-                if run.process.poll() is not None:
-                    break  # ended, and everything it sent has been read
-                continue
-            (stats if isinstance(message, StatsMessage) else poses).append(message)
-            if len(poses) == 10 and "restarting the stages" not in run.log:
-                os.kill(run.pid_of("infer"), signal.SIGKILL)
-                run.wait_for_log("restarting the stages")
+
+    def kill_infer_at_the_tenth_pose(poses: list) -> None:
+        if len(poses) == 10 and "restarting the stages" not in run.log:
+            os.kill(run.pid_of("infer"), signal.SIGKILL)
+            run.wait_for_log("restarting the stages")
+
+    poses, stats = everything_published(run, kill_infer_at_the_tenth_pose)
     assert run.wait() == 0, run.log
     final = stats[-1]
     seqs = [p.seq for p in poses]
@@ -212,24 +225,12 @@ def test_a_source_that_stalls_without_closing_times_out_and_is_reopened(pipeline
         server.shutdown()
 
 
-def test_a_live_paced_run_that_cannot_keep_up_accounts_for_every_frame(pipeline, walker_clip):
-    """The paper preset on one thread is far slower than the clip's 24 frames/s: frames are skipped for
+def test_a_live_paced_run_that_cannot_keep_up_accounts_for_every_frame(pipeline, tmp_path):
+    """A 240 frames/s clip is far faster than the bundled model on one thread: frames are skipped for
     newer ones. Every frame of the file is either received by the subscriber or counted as dropped."""
-    from wildpose.engine import default_model
-    from wildpose.stream.client import StatsMessage
-
-    model = default_model.untrained_onnx("paper", 0)
-    run = pipeline("--source", f"walker={walker_clip}", "--detector", "none", "--model", str(model),
-                   "--threads", "1", "--wait-subscribers", "1")
-    poses, stats = [], []
-    with PoseSubscriber(run.endpoint, topics=["pose", "stats"]) as subscriber:
-        while True:
-            message = subscriber.recv(timeout=0.5)
-            if message is None:
-                if run.process.poll() is not None:
-                    break  # ended, and everything it sent has been read
-                continue
-            (stats if isinstance(message, StatsMessage) else poses).append(message)
+    clip = democlip.write_clip(tmp_path / "fast.mp4", frames=48, fps=240)
+    run = pipeline("--source", f"walker={clip}", "--detector", "none", "--threads", "1", "--wait-subscribers", "1")
+    poses, stats = everything_published(run)
     assert run.wait() == 0, run.log
     final = stats[-1]
     seqs = [p.seq for p in poses]
