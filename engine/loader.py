@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from wildpose.engine.base import Backend
@@ -144,13 +146,30 @@ def resolve(model_path: str | Path | None, backend: str = "auto") -> Path | str:
     return _exported(path) if is_checkpoint else path
 
 
+def _exported_path(checkpoint_path: Path) -> Path:
+    return cache_dir("exported") / f"{sha256_file(checkpoint_path)[:24]}.onnx"
+
+
 def _exported(checkpoint_path: Path) -> Path:
     """The cached ONNX export of a checkpoint, made on first use."""
     from wildpose.engine.export import export_onnx
 
-    digest = sha256_file(checkpoint_path)
-    onnx_path = cache_dir("exported") / f"{digest[:24]}.onnx"
+    onnx_path = _exported_path(checkpoint_path)
     if not onnx_path.is_file():
         log.info("exporting %s to ONNX for onnxruntime (cached as %s)", checkpoint_path, onnx_path)
         export_onnx(checkpoint_path, onnx_path)
     return onnx_path
+
+
+def remember_export(checkpoint_path: str | Path, onnx_path: str | Path) -> None:
+    """Keep an export made by `wildpose export` (default opset) as the checkpoint's cached export, so
+    running or benchmarking the checkpoint with ONNX Runtime later does not export it again."""
+    cached = _exported_path(Path(checkpoint_path))
+    if cached.is_file():
+        return
+    partial = cached.with_suffix(".partial")
+    try:
+        os.link(onnx_path, partial)  # same file system: no copy
+    except OSError:
+        shutil.copyfile(onnx_path, partial)
+    os.replace(partial, cached)

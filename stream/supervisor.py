@@ -382,6 +382,8 @@ class Pipeline:
         try:
             self._start_stages(old.number + 1)
         except PipelineError as exc:
+            if self._signal:
+                return  # asked to stop while starting: the watch loop ends the run as usual
             raise PipelineError(f"could not restart the stages after {dead.name} died: {exc}") from None
         log.info("stages restarted after %s died", dead.name)
 

@@ -167,7 +167,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from wildpose.engine.export import export_onnx
+    from wildpose.engine import loader
+    from wildpose.engine.export import DEFAULT_OPSET, export_onnx
     from wildpose.errors import ConfigError
 
     if args.triton_repo is not None:
@@ -189,6 +190,8 @@ def _export(args: argparse.Namespace) -> int:
         logs.label_untrained(checkpoint.untrained_label(args.init_seed))
         log.info("wrote %s", source)
     metadata = export_onnx(source, args.output, opset=args.opset)
+    if args.opset == DEFAULT_OPSET:
+        loader.remember_export(source, args.output)
     print(f"{args.output}: {metadata.model_config}, opset {metadata.opset}, {metadata.weights}")
     return 0
 

@@ -102,6 +102,16 @@ def test_a_killed_stage_behind_publish_is_restarted_and_a_file_loses_no_frame(pi
     assert released(run.process.pid)
 
 
+def test_a_signal_while_the_stages_restart_stops_the_run_cleanly(pipeline, walker_clip):
+    run, subscriber = running(pipeline, walker_clip)
+    with subscriber:
+        os.kill(run.pid_of("infer"), signal.SIGKILL)
+        run.wait_for_log("restarting the stages")
+        assert run.stop(signal.SIGINT) == 0, run.log
+    assert "(stopped by signal SIGINT)" in run.log and "Traceback" not in run.log
+    assert released(run.process.pid)
+
+
 def test_a_paced_run_whose_inference_was_killed_accounts_for_every_frame(pipeline, tmp_path):
     """A file in realtime mode, like a live source, goes on from the last frame captured: every frame
     is received by the subscriber or counted as dropped (those lost with the dead stages as `restart`)."""

@@ -66,6 +66,7 @@ def test_export_then_bench_a_preset(tmp_path):
     result = wildpose("bench", "--engine-only", "--model", str(onnx_path.with_suffix(".pt")),
                       "--backends", "onnxruntime,torch", "--batch", "1,2", "--seconds", "0.2")
     assert result.returncode == 0, result.stderr
+    assert "to ONNX for onnxruntime" not in result.stderr  # the checkpoint's export above is reused
     table = result.stdout.splitlines()
     assert table[0].split("|")[1].strip() == "backend" and "frames/s" in table[0] and "GFLOP/frame" in table[0]
     rows = [line.split("|")[1:-1] for line in table[2:]]
