@@ -1,7 +1,8 @@
 """Counters and latency windows: what the pipeline did, so no frame is lost silently.
 
 Each stream has one shared array of int64 counters. Every counter has exactly one writing process
-(named below), so increments need no lock; anyone may read. Frames in = frames published + frames
+(named below), so increments need no lock; anyone may read. (After a restart of the stages the
+supervisor settles a few of them, while their writers are dead.) Frames in = frames published + frames
 dropped (by reason) + frames in flight, and in flight is zero once a file has ended.
 """
 
