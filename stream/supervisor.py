@@ -52,11 +52,28 @@ _DRAIN_TIMEOUT_S = 10.0  # publish finishing what the dead stages had passed on
 
 
 @dataclass
+class _Backoff:
+    """Restart delays: 0.5 s doubling to 10 s, back to 0.5 s once a process ran 10 s; and how many
+    deaths in a row came sooner than that."""
+
+    delay: float = _RESTART_BACKOFF_S[0]
+    quick_deaths: int = 0
+
+    def after_death(self, ran_s: float) -> float:
+        """The delay before this restart (the next one doubles)."""
+        if ran_s >= _STABLE_AFTER_S:
+            self.delay, self.quick_deaths = _RESTART_BACKOFF_S[0], 0
+        self.quick_deaths += 1
+        delay, self.delay = self.delay, min(self.delay * 2, _RESTART_BACKOFF_S[1])
+        return delay
+
+
+@dataclass
 class _Capture:
     stream: str
     process: multiprocessing.process.BaseProcess | None = None
     started: float = 0.0
-    backoff: float = _RESTART_BACKOFF_S[0]
+    backoff: _Backoff = field(default_factory=_Backoff)
     restart_at: float | None = None
     finished: bool = False
 
@@ -80,12 +97,6 @@ class _Stages:
 
     def all_processes(self) -> list:
         return list(self.processes.values()) + [c.process for c in self.captures.values() if c.process]
-
-
-@dataclass
-class _Restarts:
-    backoff: float = _RESTART_BACKOFF_S[0]
-    quick_deaths: int = 0
 
 
 @dataclass
@@ -307,7 +318,7 @@ class Pipeline:
 
     def _watch(self, publisher, started: float) -> str:
         duration = self.config.duration_s
-        restarts = _Restarts()
+        restarts = _Backoff()
         while True:
             self._read_control()
             if self._signal:
@@ -344,25 +355,21 @@ class Pipeline:
         if process.exitcode in (capture.EXIT_END_OF_FILE, capture.EXIT_SOURCE_FAILED):
             state.finished = True
             return
-        if now - state.started >= _STABLE_AFTER_S:
-            state.backoff = _RESTART_BACKOFF_S[0]
-        log.warning("%s died (%s); restarting in %.1f s", process.name, _exit_reason(process), state.backoff)
-        state.restart_at = now + state.backoff
-        state.backoff = min(state.backoff * 2, _RESTART_BACKOFF_S[1])
+        delay = state.backoff.after_death(now - state.started)
+        log.warning("%s died (%s); restarting in %.1f s", process.name, _exit_reason(process), delay)
+        state.restart_at = now + delay
 
-    def _restart_stages(self, dead, restarts: _Restarts, publisher) -> None:
+    def _restart_stages(self, dead, restarts: _Backoff, publisher) -> None:
         """Replace the whole set of stages behind publish after `dead` died (see the module's doc)."""
         old = self.stages
-        if time.monotonic() - old.started >= _STABLE_AFTER_S:
-            restarts.backoff, restarts.quick_deaths = _RESTART_BACKOFF_S[0], 0
-        restarts.quick_deaths += 1
+        delay = restarts.after_death(time.monotonic() - old.started)
         reason = _exit_reason(dead)
         if restarts.quick_deaths > _MAX_QUICK_DEATHS:
             raise PipelineError(f"the {dead.name} process died {restarts.quick_deaths} times in a row within "
                                 f"{_STABLE_AFTER_S:.0f} s of a start (last: {reason}); the run stopped, see the "
                                 "log above")
         log.warning("%s died (%s); restarting the stages between the sources and publish in %.1f s",
-                    dead.name, reason, restarts.backoff)
+                    dead.name, reason, delay)
         for process in old.all_processes():
             if process.is_alive():
                 process.kill()
@@ -371,7 +378,6 @@ class Pipeline:
         self._wait_drained(old.number, publisher)
         self._settle_accounts()
         self.stages = None
-        delay, restarts.backoff = restarts.backoff, min(restarts.backoff * 2, _RESTART_BACKOFF_S[1])
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline:
             if self._signal or not publisher.is_alive():
