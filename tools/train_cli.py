@@ -65,6 +65,8 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     evaluate.add_argument("--workers", type=int, default=0, help="data loader workers (default 0)")
+    evaluate.add_argument("--per-joint", action="store_true", help="also the 2D PCK@0.1 of every joint "
+                          "(synthpose): where a model misses")
     evaluate.add_argument("--json", help="also write the results to this JSON file")
     evaluate.add_argument("--save-predictions", help="write the predictions to this .npz (one dataset only)")
     tracking = evaluate.add_argument_group("tracking (--tracking: the pipeline on rendered crowd scenes)")
@@ -149,7 +151,7 @@ def _eval(args: argparse.Namespace) -> int:
             dataset = datasets.build(config, input_size=256)
             rows[f"{i}_{config.format}"] = evaluate.score(
                 dataset.annotations(), joints2d, pose,
-                protocol_3d="mpi_inf_3dhp" if config.format == "mpi_inf_3dhp" else "h36m")
+                protocol_3d="mpi_inf_3dhp" if config.format == "mpi_inf_3dhp" else "h36m", per_joint=args.per_joint)
     else:
         model, info = checkpoint.load(args.checkpoint)
         device = distributed.resolve_device(args.device)
@@ -160,7 +162,7 @@ def _eval(args: argparse.Namespace) -> int:
             predictions = evaluate.predict(model, dataset, args.batch, device, args.workers, progress=True)
             rows[f"{i}_{config.format}"] = evaluate.score(
                 dataset.annotations(), predictions["joints2d"], predictions["pose3d"],
-                protocol_3d="mpi_inf_3dhp" if config.format == "mpi_inf_3dhp" else "h36m")
+                protocol_3d="mpi_inf_3dhp" if config.format == "mpi_inf_3dhp" else "h36m", per_joint=args.per_joint)
             if args.save_predictions:
                 Path(args.save_predictions).parent.mkdir(parents=True, exist_ok=True)
                 np.savez(args.save_predictions, joints2d=predictions["joints2d"], pose3d=predictions["pose3d"])

@@ -57,8 +57,9 @@ def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: torch
 
 
 def score(ground_truth: dict[str, np.ndarray], joints2d: np.ndarray | None,
-          pose: np.ndarray | None, protocol_3d: str = "h36m") -> dict[str, float]:
-    """Every metric that the ground truth supports, as {name: value}.
+          pose: np.ndarray | None, protocol_3d: str = "h36m", per_joint: bool = False) -> dict[str, float]:
+    """Every metric that the ground truth supports, as {name: value}; with `per_joint`, the 2D PCK of
+    each joint too (`pck@0.1/r_wrist`, ...): where a model misses.
 
     `ground_truth` is `PoseDataset.annotations()`. `joints2d` `(N, J, 2)` image px; `pose` `(N, J, 3)`
     root-relative 3D in any scale (a metric scale comes from the skeleton-sum prior, as at inference).
@@ -80,6 +81,12 @@ def score(ground_truth: dict[str, np.ndarray], joints2d: np.ndarray | None,
         box = ground_truth.get("box_size", np.zeros(0))
         if len(box) and (box[visible.any(axis=1)] > 0).all():
             results["pck@0.1"] = metrics.pck_bbox(joints2d, ground_truth["joints2d"], visible, box)
+            if per_joint:
+                for j, name in enumerate(joints.NAMES):
+                    only = np.zeros_like(visible)
+                    only[:, j] = visible[:, j]
+                    if only.any():
+                        results[f"pck@0.1/{name}"] = metrics.pck_bbox(joints2d, ground_truth["joints2d"], only, box)
     has_3d = np.isfinite(ground_truth["joints3d"]).all(axis=(1, 2))
     if pose is not None and has_3d.any():
         pose = np.asarray(pose, np.float64)

@@ -160,10 +160,13 @@ class TrainConfig:
     augment: AugmentConfig = AugmentConfig()
     logging: LoggingConfig = LoggingConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    init: str | None = None  # start from this checkpoint's weights (same model); optimizer and schedule fresh
 
     def __post_init__(self) -> None:
         if not isinstance(self.output, str) or not self.output:
             raise ConfigError(f"output must be a folder path, got {self.output!r}")
+        if self.init is not None and (not isinstance(self.init, str) or not self.init):
+            raise ConfigError(f"init must be a checkpoint path, got {self.init!r}")
         if not self.stages:
             raise ConfigError("stages: at least one [[stages]] table is required")
         names = [s.name for s in self.stages]
@@ -228,8 +231,9 @@ class TrainConfig:
                          ("logging", LoggingConfig), ("checkpoint", CheckpointConfig)):
             if key in top:
                 top[key] = sub(**_known(key, sub, top[key]))
-        if base is not None and isinstance(top["output"], str) and not Path(top["output"]).is_absolute():
-            top["output"] = str((base / top["output"]).resolve())
+        for key in ("output", "init"):
+            if base is not None and isinstance(top.get(key), str) and not Path(top[key]).is_absolute():
+                top[key] = str((base / top[key]).resolve())
         return cls(**top)
 
 

@@ -97,6 +97,15 @@ class _Run:
         self.optimizer_stage = -1
 
     # -- checkpoints -----------------------------------------------------------------------------
+    def init_from(self, path: Path) -> None:
+        """Start from `path`'s weights: fine-tuning. The optimizer and the schedule start afresh."""
+        model, info = checkpoint.load(path)
+        if model.config != self.config.model:
+            raise CheckpointMismatchError(f"init {path}: its model {model.config} differs from the config's "
+                                          f"{self.config.model}; give a checkpoint of the same model")
+        self.model.load_state_dict(model.state_dict(), strict=True)
+        log.info("starting from the weights of %s (%s)", path, info.weights)
+
     def resume_from(self, path: Path, branch: bool = False) -> None:
         record, state = checkpoint.read_resume(path)
         saved = ModelConfig.from_dict(record["model_config"])
@@ -249,8 +258,9 @@ class _Run:
 
     def _label(self, position: Position) -> str:
         stage = self.config.stages[min(position.stage, len(self.config.stages) - 1)]
-        return (f"trained by wildpose train (stage {stage.name}, epoch {position.epoch}, "
-                f"{position.global_step} steps, seed {self.config.seed})")
+        label = (f"trained by wildpose train (stage {stage.name}, epoch {position.epoch}, "
+                 f"{position.global_step} steps, seed {self.config.seed})")
+        return label if self.config.init is None else f"{label}, starting from {Path(self.config.init).name}"
 
     def _finish(self, last: Path, position: Position, finished: bool) -> TrainResult:
         distributed.sync_buffers(self.context, self.model)
@@ -294,6 +304,8 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_at_step: i
             run.resume_from(Path(resume if resume is not None else branch_from), branch=branch_from is not None)
         else:
             torch.manual_seed(config.seed)
+            if config.init is not None:
+                run.init_from(Path(config.init))
         result = run.run(stop_at_step)
     finally:
         distributed.teardown(context)

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from wildpose.training import joints
 from wildpose.training.synthpose import experiment
 
 COLUMNS = ["setting", "training", "samples", "mpjpe_reference_mm", "mpjpe_protocol1_mm", "pa_mpjpe_mm",
@@ -68,7 +69,9 @@ def test_an_output_folder_holding_a_run_is_refused(quick):
 def test_eval_scores_a_checkpoint_on_synthpose_wild_test(quick):
     output, _ = quick
     result = wildpose("eval", str(output / "C" / "last.pt"), "--format", "synthpose", "--domain", "wild",
-                      "--split", "test", "--size", "4", "--json", str(output / "eval.json"))
+                      "--split", "test", "--size", "4", "--per-joint", "--json", str(output / "eval.json"))
     assert result.returncode == 0, result.stderr
     scores = json.loads((output / "eval.json").read_text())["0_synthpose"]
     assert scores["samples"] == 4 and {key for key, _ in experiment.METRICS} <= set(scores)
+    per_joint = [scores[f"pck@0.1/{name}"] for name in joints.NAMES]
+    assert scores["pck@0.1"] == pytest.approx(sum(per_joint) / len(per_joint))  # every joint scored, 4 samples each

@@ -57,6 +57,19 @@ def test_exact_predictions_score_zero_and_the_metrics_follow_the_ground_truth(tm
     assert {"3dpck@150mm", "auc_0_150mm", "bone_symmetry_mm"} <= set(scaled)
 
 
+def test_per_joint_pck_shows_which_joint_a_model_misses():
+    rng = np.random.default_rng(0)
+    truth2d = rng.uniform(0, 200, (20, joints.NUM_JOINTS, 2))
+    truth = {"joints2d": truth2d, "visible": np.ones((20, joints.NUM_JOINTS)), "head_size": np.zeros(0),
+             "box_size": np.ptp(truth2d, axis=1).max(axis=1), "joints3d": np.full((20, joints.NUM_JOINTS, 3), np.nan)}
+    predicted = truth2d.copy()
+    predicted[:5, joints.INDEX["r_wrist"]] += 100.0  # a quarter of the right wrists far off
+    results = evaluate.score(truth, predicted, None, per_joint=True)
+    assert results["pck@0.1/r_wrist"] == 75.0 and results["pck@0.1/l_wrist"] == 100.0
+    assert results["pck@0.1"] == pytest.approx(100.0 - 25.0 / joints.NUM_JOINTS)
+    assert not any("/" in name for name in evaluate.score(truth, predicted, None))
+
+
 def test_predictions_for_another_dataset_are_refused(h36m_test):
     truth = h36m_test.annotations()
     with pytest.raises(DatasetError, match="predict on the same dataset and split"):

@@ -12,7 +12,7 @@ import tomllib
 import pytest
 import torch
 
-from wildpose.errors import ConfigError
+from wildpose.errors import CheckpointMismatchError, ConfigError
 from wildpose.training import checkpoint, run_log, train_config, trainer
 from wildpose.training.models import hourglass
 
@@ -143,6 +143,29 @@ def test_a_branch_that_would_not_share_the_earlier_stages_is_refused(full_run, t
         source = trainer.train(make_config(synthetic_data, tmp_path / "stopped"), stop_at_step=3).last_checkpoint
     with pytest.raises(ConfigError, match=message):
         trainer.train(make_config(synthetic_data, tmp_path / "branch", **change), branch_from=source)
+
+
+def test_a_run_with_init_starts_from_that_checkpoints_weights_with_a_fresh_schedule(full_run, tmp_path,
+                                                                                   synthetic_data):
+    full, _ = full_run
+    source = full.output / "3_geometric.pt"
+    still = [{"name": "finetune", "epochs": 1, "steps_per_epoch": 1, "lr": 1e-12}]  # a step that moves nothing
+    tuned = trainer.train(make_config(synthetic_data, tmp_path / "tuned", init=str(source), stages=still))
+    assert tuned.finished and tuned.position.global_step == 1  # its own schedule, not the source run's
+    weights = checkpoint.load(tuned.last_checkpoint)[0].state_dict()
+    start = checkpoint.load(source)[0].state_dict()
+    scratch = hourglass.build(hourglass.PRESETS["tiny"], seed=0).state_dict()
+    key = "depth.linear.weight"
+    assert torch.allclose(weights[key], start[key], atol=1e-6) and not torch.allclose(weights[key], scratch[key])
+    info = checkpoint.load(tuned.last_checkpoint)[1]
+    assert info.train_config["init"] == str(source) and info.weights.endswith("starting from 3_geometric.pt")
+
+
+def test_init_from_another_models_checkpoint_is_refused(full_run, tmp_path, synthetic_data):
+    full, _ = full_run
+    with pytest.raises(CheckpointMismatchError, match="init .*differs from the config's"):
+        trainer.train(make_config(synthetic_data, tmp_path / "other", model="realtime",
+                                  init=str(full.output / "last.pt")))
 
 
 def sha256_of(state_dict):

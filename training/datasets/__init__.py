@@ -24,7 +24,7 @@ _NEEDS_IMAGES = ("h36m", "mpi_inf_3dhp")
 SYNTHPOSE_RENDER_SIZE = 256
 # Keys of the synthpose format only, with their defaults (another format must leave them alone).
 _SYNTHPOSE_KEYS = {"domain": None, "size": 0, "seed": 0, "mocap": None, "render_size": SYNTHPOSE_RENDER_SIZE,
-                   "cache": False}
+                   "cache": False, "repose_limbs": 0.0}
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class DatasetConfig:
     mocap: str | None = None  # synthpose: CMU BVH folder; default ../shared/data/cmu_mocap beside the project
     render_size: int = SYNTHPOSE_RENDER_SIZE  # synthpose: rendered image side, px
     cache: bool = False  # synthpose: keep rendered images in memory (size x render_size^2 x 3 bytes)
+    repose_limbs: float = 0.0  # synthpose train split: probability each limb is re-posed (synthpose/repose.py)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -78,6 +79,13 @@ class DatasetConfig:
             raise ConfigError(f"dataset (synthpose): mocap must be a folder path, got {self.mocap!r}")
         if not isinstance(self.cache, bool):
             raise ConfigError(f"dataset (synthpose): cache must be true or false, got {self.cache!r}")
+        if isinstance(self.repose_limbs, bool) or not isinstance(self.repose_limbs, (int, float)) \
+                or not 0.0 <= self.repose_limbs <= 1.0:
+            raise ConfigError(f"dataset (synthpose): repose_limbs must be a probability in [0, 1], got "
+                              f"{self.repose_limbs!r}")
+        if self.repose_limbs and self.split != "train":
+            raise ConfigError("dataset (synthpose): repose_limbs applies to the train split only (test samples "
+                              "keep the mocap's poses); remove it from this dataset")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], base: Path | None = None) -> DatasetConfig:
@@ -119,7 +127,8 @@ def build(config: DatasetConfig, input_size: int, augment: AugmentConfig | None 
         from wildpose.training.datasets.synthpose import SynthPoseDataset
 
         dataset = SynthPoseDataset(config.domain, config.split, config.size, seed=config.seed, mocap=config.mocap,
-                                   render_size=config.render_size, cache=config.cache, **common)
+                                   render_size=config.render_size, cache=config.cache,
+                                   repose_limbs=config.repose_limbs, **common)
     else:
         from wildpose.training.datasets.folder import FolderDataset
 

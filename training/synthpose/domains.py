@@ -34,7 +34,7 @@ from typing import Final
 import numpy as np
 
 from wildpose.errors import ConfigError
-from wildpose.training.synthpose import backgrounds, body, cmu
+from wildpose.training.synthpose import backgrounds, body, cmu, repose
 from wildpose.training.synthpose.camera import Camera
 from wildpose.training.synthpose.render import DEFAULT_CROP_PADDING, Effects, RenderedSample, render, sample_appearance
 
@@ -133,13 +133,15 @@ DOMAINS: Final[dict[str, DomainSpec]] = {
 class SynthConfig:
     """Generator settings shared by both domains. `fps` resamples the 120 fps mocap before frames
     are drawn (consecutive 120 fps frames are near-identical); `degrade` turns blur/noise/JPEG off
-    for clean checks."""
+    for clean checks; `repose_limbs` the probability that each limb of a `train` sample is re-posed
+    (repose.py: poses the few training takes lack; test samples always keep the mocap's pose)."""
 
     mocap_dir: str = str(DEFAULT_MOCAP_DIR)
     width: int = 320
     height: int = 320
     fps: float = 30.0
     degrade: bool = True
+    repose_limbs: float = 0.0
     domains: dict = field(default_factory=lambda: dict(DOMAINS))
 
     def __post_init__(self) -> None:
@@ -147,6 +149,9 @@ class SynthConfig:
             raise ConfigError(f"image size must be 32..4096 px per side, got {self.width}x{self.height}")
         if not 1.0 <= self.fps <= cmu.CMU_FPS:
             raise ConfigError(f"fps must be 1..{cmu.CMU_FPS:g} (the mocap is {cmu.CMU_FPS:g} fps), got {self.fps}")
+        if isinstance(self.repose_limbs, bool) or not isinstance(self.repose_limbs, (int, float)) \
+                or not 0.0 <= self.repose_limbs <= 1.0:
+            raise ConfigError(f"repose_limbs must be a probability in [0, 1], got {self.repose_limbs!r}")
         for name, spec in self.domains.items():
             if not isinstance(spec, DomainSpec) or spec.name != name:
                 raise ConfigError(f"domains must map each name to its DomainSpec, got {name!r} -> {spec!r}")
@@ -265,6 +270,11 @@ def _scene(domain: str, split: str, seed: int, index: int, config: SynthConfig) 
     frame = int(rng.integers(motion.num_frames))
     shape = body.sample_shape(rng)
     pose, extras = body.retarget(motion.joints[frame], motion.extras[frame], shape, motion.floor_y)
+    if split == "train" and config.repose_limbs > 0.0:
+        # Its own stream, so every other draw of the sample (camera, looks) is the same with or without.
+        repose_rng = np.random.default_rng([seed, zlib.crc32(domain.encode()), zlib.crc32(split.encode()), index,
+                                            zlib.crc32(b"repose")])
+        pose, extras = repose.repose_limbs(pose, extras, config.repose_limbs, repose_rng)
     camera = _frame_camera(pose, spec, config, rng)
     return _Scene(spec, rng, motion, frame, shape, pose, extras, camera)
 
