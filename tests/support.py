@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # where tests leave files for people to look at (screenshots, overlay frames): kept after the run
@@ -119,6 +121,19 @@ def receive_poses(subscriber, count: int, timeout: float = 60.0) -> list:
         if isinstance(message, PoseMessage):
             poses.append(message)
     return poses
+
+
+def assert_valid_pose(message, size: tuple[int, int]) -> None:
+    """A pose message for a `size` (width, height) frame: finite times and joints, pelvis-rooted 3D,
+    confidences in [0, 1], boxes inside the frame."""
+    assert message.size == size
+    assert math.isfinite(message.t_capture) and message.t_publish >= message.t_capture
+    for person in message.people:
+        assert person.joints2d.shape == (16, 2) and person.joints3d.shape == (16, 3) and person.conf.shape == (16,)
+        assert np.all(np.isfinite(person.joints3d)) and np.all(person.joints3d[6] == 0)  # pelvis is the root
+        assert np.all((person.conf >= 0) & (person.conf <= 1))
+        x0, y0, x1, y1 = person.bbox
+        assert 0 <= x0 <= x1 <= size[0] and 0 <= y0 <= y1 <= size[1]
 
 
 class RawSubscriber:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import collections
 
-from support import receive_poses
+from support import assert_valid_pose, receive_poses
 
 from wildpose.stream.client import PoseSubscriber
 
@@ -24,6 +24,7 @@ def run_clip(pipeline, shared_data, clip: str, frames: int, *extra: str):
         poses = receive_poses(subscriber, frames, timeout=600)
         assert run.wait(timeout=120) == 0, run.log
     assert [p.seq for p in poses] == list(range(frames)), run.log
+    assert f"captured {frames}, published {frames}, dropped 0" in run.log
     return poses
 
 
@@ -45,6 +46,8 @@ def test_people_come_and_go_one_by_one_with_one_id_per_visit(pipeline, shared_da
 
 def test_a_street_gives_several_people_per_frame_with_lasting_ids(pipeline, shared_data):
     poses = run_clip(pipeline, shared_data, "street_people_720p50.avi", 205, "--max-people", "8")
+    for message in poses:
+        assert_valid_pose(message, (1280, 720))
     counts = [len(p.people) for p in poses]
     assert sorted(counts)[len(counts) // 2] >= 4, f"people per frame: {counts}"
     assert max(counts) <= 8

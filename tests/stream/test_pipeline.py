@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import math
 import os
 import re
 import signal
@@ -15,9 +14,8 @@ import threading
 import time
 
 import av
-import numpy as np
 import pytest
-from support import receive_poses
+from support import assert_valid_pose, receive_poses
 
 from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber, StatsMessage
 from wildpose.tools import democlip
@@ -34,20 +32,9 @@ def default_weights_label() -> str:
     return onnx_file.load_verified(default_model.onnx_path())[1].weights
 
 
-def assert_valid_pose(message: PoseMessage, size: tuple[int, int]) -> None:
-    assert message.size == size
-    assert math.isfinite(message.t_capture) and message.t_publish >= message.t_capture
-    for person in message.people:
-        assert person.joints2d.shape == (16, 2) and person.joints3d.shape == (16, 3) and person.conf.shape == (16,)
-        assert np.all(np.isfinite(person.joints3d)) and np.all(person.joints3d[6] == 0)  # pelvis is the root
-        assert np.all((person.conf >= 0) & (person.conf <= 1))
-        x0, y0, x1, y1 = person.bbox
-        assert 0 <= x0 <= x1 <= size[0] and 0 <= y0 <= y1 <= size[1]
-
-
+# The street clip (1280x720, 50 fps, several people) is checked the same way by test_crowds.py.
 @pytest.mark.parametrize("clip, size", [
     ("video/pose_squats.mp4", (720, 1280)),
-    ("video/street_people_720p50.avi", (1280, 720)),
     ("video/worker-zone-detection.gif", (480, 270)),
 ])
 def test_every_frame_of_a_real_video_reaches_the_subscriber_in_order(pipeline, shared_data, clip, size):
