@@ -51,13 +51,13 @@ class CaptureArgs:
     ended: bool = False  # the stream's end was already published (a restart after it): just say it again
 
 
-def main(args: CaptureArgs, out_pipe, counters_array, stop_event, control_queue, log_level: int,
+def main(args: CaptureArgs, out_pipe, counters_array, stop_event, start_gate, control_queue, log_level: int,
          weights_label: str | None) -> None:
     process.init_child(log_level, weights_label)
     counters = Counters(counters_array)
     ring = SlotRing.attach(args.ring)
     try:
-        code = _Capture(args, ring, out_pipe, counters, stop_event, control_queue).run()
+        code = _Capture(args, ring, out_pipe, counters, stop_event, start_gate, control_queue).run()
     finally:
         ring.close()
     raise SystemExit(code)
@@ -65,12 +65,14 @@ def main(args: CaptureArgs, out_pipe, counters_array, stop_event, control_queue,
 
 class _Capture:
     def __init__(self, args: CaptureArgs, ring: SlotRing, out_pipe, counters: Counters, stop_event,
-                 control_queue) -> None:
+                 start_gate, control_queue) -> None:
         self.source = args.source
         self.ring = ring
         self.out = out_pipe
         self.counters = counters
         self.stop = stop_event
+        self.start_gate = start_gate
+        self.announced = False
         self.control = control_queue
         # index of the last decoded frame of the source; a restarted live capture numbers on from the
         # last frame handed on (a file is decoded again and skips up to it)
@@ -91,6 +93,7 @@ class _Capture:
             try:
                 container = sources.open_source(source)
             except SourceError as exc:
+                self._announce()  # tried: a dead camera must not hold the other streams back
                 if not source.is_live:
                     return self._fail(str(exc))
                 self._wait_to_reconnect(str(exc))
@@ -133,6 +136,8 @@ class _Capture:
             self.counters.add("drop_decode_error")
             log.warning("%s: undecodable packet skipped (%s)", self.source.stream_id, exc)
 
+        if not self._wait_for_start():
+            return _Outcome(stopped=True)
         self.opened = time.monotonic()
         pace_origin: tuple[float, float] | None = None  # (monotonic, media time) of pacing start
         decoded = 0
@@ -168,6 +173,20 @@ class _Capture:
             return _Outcome(end_time=end_time, damage=f"truncated or corrupt: decoded {decoded} of "
                             f"{declared or 'unknown'} frames ({decode_errors} undecodable packets)")
         return _Outcome(end_time=end_time)
+
+    def _announce(self) -> None:
+        if not self.announced:
+            self.control.put(("ready", f"capture-{self.source.stream_id}", self.source.display))
+            self.announced = True
+
+    def _wait_for_start(self) -> bool:
+        """Say the source is open, then wait for the supervisor's start gate (open at once after a
+        restart); False when the run stops first."""
+        self._announce()
+        while not self.start_gate.wait(0.1):
+            if self.stop.is_set():
+                return False
+        return True
 
     def _pace(self, origin: tuple[float, float] | None, media_time: float) -> tuple[float, float]:
         """Sleep until the frame's presentation time, relative to the first paced frame."""

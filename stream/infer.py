@@ -2,7 +2,8 @@
 
 The first ticket waits at most `batch_wait_ms` for others, so a light load keeps its latency and a
 heavy one fills batches (up to `max_batch` crops). Tickets leave in the order they came, ends of
-stream included, so each stream's frames stay in order.
+stream included, so each stream's frames stay in order, each batch as one list: at a thousand frames
+a second, a queue hand-off per frame costs the stages on both ends more than their own work.
 """
 
 from __future__ import annotations
@@ -70,12 +71,11 @@ def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, cont
                 first = in_queue.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
-            batch = _gather(in_queue, first, args.engine.max_batch, wait_s)
-            for item in _run(engine, batch, rings, counters, outage):
-                if isinstance(item, EndOfStream):
-                    ended.add(item.stream)
-                if not process.put_until_stopped(out_queue, item, stop_event):
-                    return
+            batch = _run(engine, _gather(in_queue, first, args.engine.max_batch, wait_s), rings, counters, outage)
+            ended.update(item.stream for item in batch if isinstance(item, EndOfStream))
+            # the whole batch in one message: one pickle and one queue hand-off instead of one per frame
+            if batch and not process.put_until_stopped(out_queue, batch, stop_event):
+                return
     finally:
         for ring in rings.values():
             ring.close()

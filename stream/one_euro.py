@@ -48,11 +48,11 @@ class OneEuroFilter:
             return value.copy()
         dt = t - self._time
         speed = (value - self._value) / dt
-        self._speed = self._speed + _alpha(self.d_cutoff, dt) * (speed - self._speed)
+        self._speed += _alpha(self.d_cutoff, dt) * (speed - self._speed)
         cutoff = self.min_cutoff + self.beta * np.abs(self._speed)
-        self._value = self._value + _alpha(cutoff, dt) * (value - self._value)
+        self._value += _alpha(cutoff, dt) * (value - self._value)
         self._time = t
         # An exponential filter x += a (u - x) with a = r / (r + 1), r = 2 pi fc dt, delays slow
         # signals by (1 - a) / a samples = 1 / (2 pi fc) seconds: the lag at the current cutoff.
-        self.lag_s = float(np.mean(1.0 / (2.0 * math.pi * cutoff)))
+        self.lag_s = float((1.0 / cutoff).mean()) / (2.0 * math.pi)
         return self._value.copy()

@@ -46,7 +46,7 @@ class PreprocessArgs:
     first_track_id: int = 1  # after a restart: the next id of the process before, so no id is reused
 
 
-def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_array, stop_event,
+def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_array, stop_event, control_queue,
          log_level: int, weights_label: str | None) -> None:
     process.init_child(log_level, weights_label)
     if args.cv_threads:
@@ -58,6 +58,7 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
     crop_seq = 0
     quiet = _QuietWatch(args.stream, args.detector.kind)
     waiting: collections.deque = collections.deque()
+    control_queue.put(("ready", f"preprocess-{args.stream}", ""))
     try:
         while not stop_event.is_set():
             if not waiting and not in_pipe.poll(_POLL_S):

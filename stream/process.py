@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import multiprocessing
 import os
 import queue
 import signal
@@ -14,6 +15,7 @@ from multiprocessing.sharedctypes import RawValue
 from wildpose import logs
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PR_SET_NAME = 15  # linux/prctl.h: the calling thread's name, the process's for its main thread
 
 
 def init_child(log_level: int, weights_label: str | None) -> None:
@@ -21,8 +23,15 @@ def init_child(log_level: int, weights_label: str | None) -> None:
     with the supervisor, so a supervisor killed by SIGKILL leaves no orphan stage behind."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    _name_process(multiprocessing.current_process().name)
     logs.setup(verbose=log_level <= logging.DEBUG)
     logs.label_untrained(weights_label)
+
+
+def _name_process(name: str) -> None:
+    """Show the stage in `top`/`ps -o comm` ("wp-infer", "wp-capture-cam"), not "python3" for all."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, f"wp-{name}".encode()[:15], 0, 0, 0)
 
 
 def _die_with_parent() -> None:
@@ -35,8 +44,8 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-class StopFlag:
-    """A run-wide stop flag in shared memory.
+class SharedFlag:
+    """A run-wide flag in shared memory: the stop flag, the start gate.
 
     Not a `multiprocessing.Event`: setting an Event waits for every process sleeping in `wait()` to
     acknowledge, so one waiter killed by SIGKILL (a capture, say) would hang the supervisor's stop.

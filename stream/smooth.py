@@ -77,8 +77,7 @@ class StreamSmoother:
         lags = [(f.joints2d.lag_s, f.joints3d.lag_s) for f in (self.filters.get(p.track_id) for p in ticket.people)
                 if f is not None and f.joints2d.lag_s is not None]
         if lags:
-            ticket.filter_lag_s = {"2d": float(np.mean([a for a, _ in lags])),
-                                   "3d": float(np.mean([b for _, b in lags]))}
+            ticket.filter_lag_s = {"2d": sum(a for a, _ in lags) / len(lags), "3d": sum(b for _, b in lags) / len(lags)}
         present = {person.track_id for person in ticket.people}
         for gone in set(self.filters) - present:
             del self.filters[gone]
@@ -104,22 +103,25 @@ def main(args: SmoothArgs, in_queue, out_pipe, feedback_queues, counters_arrays,
     try:
         while ended != set(args.streams) and not stop_event.is_set():
             try:
-                item = in_queue.get(timeout=_POLL_S)
+                batch = in_queue.get(timeout=_POLL_S)  # one inference batch: a list of tickets in order
             except queue.Empty:
                 continue
-            if isinstance(item, EndOfStream):
-                ended.add(item.stream)
-                smoothers[item.stream].filters.clear()
-            else:
-                smoothers[item.stream].process(item)
-                _feedback(feedback_queues[item.stream], item)
-                item.times["smooth"] = time.monotonic()
-                counters[item.stream].add("smoothed")
-            try:
-                out_pipe.send(item)  # blocks while publish is behind: the pipe is the back-pressure
-            except (BrokenPipeError, ConnectionResetError):
-                return  # publish has gone (the run is stopping)
-            depths.count_sent()
+            for item in batch:
+                if isinstance(item, EndOfStream):
+                    ended.add(item.stream)
+                    smoothers[item.stream].filters.clear()
+                else:
+                    smoothers[item.stream].process(item)
+                    _feedback(feedback_queues[item.stream], item)
+                    for person in item.people:  # network outputs publish never reads: less to pickle
+                        person.joints2d_crop = person.depth = person.affine = None
+                    item.times["smooth"] = time.monotonic()
+                    counters[item.stream].add("smoothed")
+                try:
+                    out_pipe.send(item)  # blocks while publish is behind: the pipe is the back-pressure
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # publish has gone (the run is stopping)
+                depths.count_sent()
     finally:
         out_pipe.close()
         for feedback in feedback_queues.values():
@@ -134,7 +136,7 @@ def _feedback(feedback_queue, ticket: FrameTicket) -> None:
     for person in ticket.people:
         box = pose_box(person.joints2d)
         inside = box[2] > 0 and box[3] > 0 and box[0] < width and box[1] < height
-        poses.append((person.track_id, box if inside else None, float(np.mean(person.conf))))
+        poses.append((person.track_id, box if inside else None, float(person.conf.mean())))
     try:
         feedback_queue.put_nowait((ticket.seq, poses))
     except queue.Full:

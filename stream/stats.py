@@ -74,7 +74,7 @@ class LinkDepths:
     took since it took that pipe. One shared array, each slot with one writer at a time.
     """
 
-    QUEUES = ("preprocess->infer", "infer->smooth")
+    QUEUES = ("preprocess->infer", "infer->smooth")  # frames; inference batches (lists of frames)
     PIPE = "smooth->publish"
     _SENT = len(QUEUES)
 

@@ -29,7 +29,7 @@ from wildpose import logs
 from wildpose.errors import PipelineError, SourceError
 from wildpose.stream import capture, detect, infer, preprocess, publish, schema, smooth, sources
 from wildpose.stream.config import RunConfig
-from wildpose.stream.process import StopFlag
+from wildpose.stream.process import SharedFlag
 from wildpose.stream.shm import SlotRing
 from wildpose.stream.stats import DROP_REASONS, Counters, LinkDepths
 from wildpose.training import pose3d
@@ -43,6 +43,7 @@ _FRAME_SLOTS = 6
 _VIEW_FRAME_SLOTS = 16
 _READY_TIMEOUT_S = 120.0  # loading a model (and exporting a checkpoint) can take a while
 _GPU_READY_TIMEOUT_S = 1200.0  # a first start on a GPU compiles the network or builds a TensorRT engine
+_START_GATE_TIMEOUT_S = 20.0  # streams whose processes are not up by then do not hold the others back
 _STOP_GRACE_S = 1.5
 _WATCH_S = 0.05
 _RESTART_BACKOFF_S = (0.5, 10.0)  # first delay, cap
@@ -163,7 +164,8 @@ class Pipeline:
             for name in ("last_seq", "consumed_seq", "released_seq"):
                 stream_counters.set(name, -1)
         self.arrays = {s: c.array for s, c in self.counters.items()}
-        self.stop = StopFlag()
+        self.stop = SharedFlag()
+        self.start_gate = SharedFlag()
         self.control = ctx.Queue()
         self.held: list[tuple] = []  # control messages that came while waiting for another
         self.drained: set[int] = set()
@@ -221,7 +223,7 @@ class Pipeline:
         load), then smoothing, whose pipe goes to publish, then preprocessing and the captures."""
         config, ctx = self.config, self.ctx
         streams = tuple(s.stream_id for s in config.sources)
-        to_infer, to_smooth = ctx.Queue(maxsize=self.infer_queue_size), ctx.Queue(maxsize=16)
+        to_infer, to_smooth = ctx.Queue(maxsize=self.infer_queue_size), ctx.Queue(maxsize=4)  # batches
         feedback = {s: ctx.Queue(maxsize=8) for s in streams}
         stages = self.stages = _Stages(number, {s: _Capture(s) for s in streams},
                                        {s: ctx.Pipe(duplex=False) for s in streams},
@@ -256,11 +258,42 @@ class Pipeline:
                                               cv_threads=max(1, (os.cpu_count() or 1) // len(config.sources)),
                                               first_track_id=max(1, self.counters[stream].get("next_track_id"))),
                     stages.capture_pipes[stream][0], to_infer, feedback[stream], self.arrays[stream], self.stop,
-                    *self.common))
+                    self.control, *self.common))
             self._start(process)
         for state in stages.captures.values():
             self._start_capture(state)
+        if not self.start_gate.is_set():
+            self._open_start_gate(stages)
         stages.started = time.monotonic()
+
+    def _open_start_gate(self, stages: _Stages) -> None:
+        """Let every capture begin once all preprocess and capture processes are up (each source
+        opened or tried once). Dozens of streams take seconds to start; streams that paced frames
+        meanwhile would drop them for want of CPU and count the start-up as their latency."""
+        waiting = {name for name in stages.processes if name.startswith("preprocess-")}
+        waiting |= {f"capture-{stream}" for stream in stages.captures}
+        deadline = time.monotonic() + _START_GATE_TIMEOUT_S
+        while waiting and time.monotonic() < deadline and not self._signal:
+            try:
+                kind, stage, detail = control = self.control.get(timeout=0.1)
+            except queue.Empty:
+                waiting = {name for name in waiting if self._stage_process(stages, name).is_alive()}
+                continue
+            if kind == "ready" and stage in waiting:
+                waiting.discard(stage)
+            else:
+                self.held.append(control)
+        if waiting:
+            log.warning("starting the streams without %s (not up after %.0f s)", ", ".join(sorted(waiting)),
+                        _START_GATE_TIMEOUT_S)
+        self.start_gate.set()
+        log.info("all %d streams start", len(stages.captures))
+
+    @staticmethod
+    def _stage_process(stages: _Stages, name: str):
+        if name.startswith("capture-"):
+            return stages.captures[name.removeprefix("capture-")].process
+        return stages.processes[name]
 
     def _start_capture(self, state: _Capture) -> None:
         source = next(s for s in self.config.sources if s.stream_id == state.stream)
@@ -269,8 +302,8 @@ class Pipeline:
             capture.CaptureArgs(source, self.frame_rings[state.stream], counters.get("last_seq"),
                                 hold_for_publish=source.every_frame and self.config.publish.uses_frames,
                                 ended=bool(counters.get("ended"))),
-            self.stages.capture_pipes[state.stream][1], self.arrays[state.stream], self.stop, self.control,
-            *self.common))
+            self.stages.capture_pipes[state.stream][1], self.arrays[state.stream], self.stop, self.start_gate,
+            self.control, *self.common))
         self._start(state.process)
         state.started = time.monotonic()
         state.restart_at = None

@@ -54,7 +54,8 @@ def crowd_clip(people: int, source: Path = DEFAULT_CLIP) -> Path:
     """The source clip tiled `people` times into each frame (cached)."""
     if not source.is_file():
         raise ConfigError(f"the crowd benchmark needs {source} (../shared/data beside the checkout)")
-    target = cache_dir("bench") / f"crowd-{people}.mp4"
+    name = f"crowd-{people}.mp4" if source == DEFAULT_CLIP else f"crowd-{people}-{source.stem}.mp4"
+    target = cache_dir("bench") / name
     if target.is_file():
         return target
     rows, columns = _GRID[people]
@@ -77,13 +78,13 @@ def crowd_clip(people: int, source: Path = DEFAULT_CLIP) -> Path:
     return target
 
 
-def run_crowds(detector: Path = DEFAULT_DETECTOR, model: str | None = None,
-               frames: int = 130) -> tuple[list[CrowdBenchRow], str]:
+def run_crowds(detector: Path = DEFAULT_DETECTOR, model: str | None = None, frames: int = 130,
+               source: Path = DEFAULT_CLIP) -> tuple[list[CrowdBenchRow], str]:
     if not Path(detector).is_file():
         raise ConfigError(f"the crowd benchmark needs a YOLOX file: {detector} not found (--detector PATH)")
     rows, weights = [], "unknown weights"
     for people in CROWDS:
-        clip = crowd_clip(people)
+        clip = crowd_clip(people, Path(source))
         throughput, weights = _run(clip, detector, model, people, every_frame=True, count=frames)
         paced, _ = _run(clip, detector, model, people, every_frame=False, count=65)
         span = throughput[-1].t_publish - throughput[0].t_publish
@@ -118,7 +119,7 @@ def _run(clip: Path, detector: Path, model: str | None, people: int, every_frame
                 if isinstance(message, PoseMessage):
                     poses.append(message)
                 elif message is not None:
-                    weights = str(message.model.get("weights"))
+                    weights = f"{message.model.get('weights')}; {message.model.get('backend')} backend"
         finally:
             if pipeline.poll() is None:
                 pipeline.terminate()

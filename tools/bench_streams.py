@@ -4,7 +4,8 @@ For each count N, one `wildpose run` plays the same file as N sources, each pace
 frame rate (realtime mode, as cameras would deliver it), with the detector off (one crop a frame),
 and a subscriber counts what is published. A count holds when every frame of every stream was
 published (zero drops of any reason) and the p95 capture-to-publish latency is under the limit.
-GPU memory is sampled with `nvidia-smi` while the pipeline runs.
+GPU memory is sampled with `nvidia-smi` while the pipeline runs, and each stage's CPU use from
+`/proc`: a stage near 100 % of a core is the one that limits the count.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import numpy as np
 from wildpose.engine.cache import cache_dir
 from wildpose.errors import ConfigError, PipelineError
 from wildpose.stream.client import PoseMessage, PoseSubscriber, StatsMessage
+from wildpose.stream.stats import LinkDepths
 from wildpose.tools import democlip
 from wildpose.tools.bench import markdown_table
 
 log = logging.getLogger(__name__)
 
 _CLIP_SECONDS = 10
+_LINKS = (*LinkDepths.QUEUES, LinkDepths.PIPE)  # in pipeline order
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class StreamsBenchRow:
     peak_gpu_mb: float
     slowest_stage: str  # the stage with the largest p95 latency in the last stats of any stream
     queue_peaks: str  # the deepest each inter-stage queue was seen (a full queue: the next stage is behind)
+    stage_cpu: str  # each stage's share of one core while frames flowed (near 100 %: that stage is the limit)
     holds: bool
 
 
@@ -76,7 +80,7 @@ def run_streams(config: StreamsBenchConfig) -> tuple[list[StreamsBenchRow], str]
     rows = []
     for count in config.counts:
         log.info("%d streams of %s (%d frames each)", count, clip.name, frames)
-        poses, stats, queue_peaks, peak_mb = _pipeline_run(clip, count, config)
+        poses, stats, queue_peaks, peak_mb, stage_cpu = _pipeline_run(clip, count, config)
         latency = np.array([p.latency_s for p in poses]) * 1000.0 if poses else np.array([np.nan])
         drops: Counter = Counter()
         for message in stats.values():
@@ -89,12 +93,18 @@ def run_streams(config: StreamsBenchConfig) -> tuple[list[StreamsBenchRow], str]
             published_per_s=(len(poses) - 1) / span if span > 0 else float("nan"),
             latency_p50_ms=float(np.percentile(latency, 50)), latency_p95_ms=float(np.percentile(latency, 95)),
             peak_gpu_mb=peak_mb, slowest_stage=_slowest_stage(stats),
-            queue_peaks=", ".join(f"{name} {depth}" for name, depth in queue_peaks.items()) or "-",
+            queue_peaks=", ".join(f"{name} {queue_peaks[name]}" for name in sorted(queue_peaks, key=_link_order))
+            or "-",
+            stage_cpu=stage_cpu,
             holds=len(poses) == expected and not drops and float(np.percentile(latency, 95)) < config.p95_limit_ms)
         rows.append(row)
         log.info("%d streams: %d/%d frames, drops %s, p95 %.1f ms", count, len(poses), expected, row.drops,
                  row.latency_p95_ms)
     return rows, f"{clip.name}, {frames} frames"
+
+
+def _link_order(name: str) -> int:
+    return _LINKS.index(name) if name in _LINKS else len(_LINKS)
 
 
 def _slowest_stage(stats: dict[str, StatsMessage]) -> str:
@@ -111,7 +121,7 @@ def _slowest_stage(stats: dict[str, StatsMessage]) -> str:
 
 
 def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
-                  ) -> tuple[list[PoseMessage], dict[str, StatsMessage], dict[str, int], float]:
+                  ) -> tuple[list[PoseMessage], dict[str, StatsMessage], dict[str, int], float, str]:
     endpoint = f"ipc://{tempfile.gettempdir()}/wildpose-streams-{os.getpid()}.sock"
     command = [sys.executable, "-m", "wildpose.tools.cli", "run", "--detector", "none", "--publish", endpoint,
                "--wait-subscribers", "1", "--backend", config.backend, "--device", config.device,
@@ -130,12 +140,16 @@ def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
     with PoseSubscriber(endpoint, topics=["pose", "stats"]) as subscriber, open(log_path, "w") as log_file:
         pipeline = subprocess.Popen(command, stderr=log_file)
         memory.start()
+        cpu = StageCpu(pipeline.pid)
         try:
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
                 message = subscriber.recv(timeout=1.0)
                 if isinstance(message, PoseMessage):
+                    if not poses:
+                        cpu.start()  # from the first frame: the engine's compile is not the stream's cost
                     poses.append(message)
+                    cpu.sample()
                 elif isinstance(message, StatsMessage):
                     stats[message.stream] = message
                     for name, depth in message.queues.items():
@@ -151,7 +165,64 @@ def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
     if code != 0 or not poses:
         tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:])
         raise PipelineError(f"the {count}-stream pipeline failed (exit status {code}, {len(poses)} poses): {tail}")
-    return poses, stats, queue_peaks, memory.peak_mb
+    return poses, stats, queue_peaks, memory.peak_mb, cpu.describe()
+
+
+class StageCpu:
+    """Each pipeline process's CPU time per wall second, read from /proc by the stage names the
+    processes give themselves (wp-infer, wp-capture-s01, ...): the saturated stage is the limit."""
+
+    def __init__(self, pid: int, interval_s: float = 1.0) -> None:
+        self.pid, self.interval_s = pid, interval_s
+        self.first: dict[int, tuple[str, float, float]] = {}  # pid -> (name, wall s, cpu s)
+        self.last: dict[int, tuple[str, float, float]] = {}
+        self._next = 0.0
+
+    def start(self) -> None:
+        self.first = self.last = self._read()
+        self._next = time.monotonic() + self.interval_s
+
+    def sample(self) -> None:
+        if self.first and time.monotonic() >= self._next:
+            self.last = self._read()
+            self.first = {**self.last, **self.first}  # a process started (or restarted) since: from now
+            self._next = time.monotonic() + self.interval_s
+
+    def shares(self) -> dict[str, list[float]]:
+        """Stage -> the share of one core each of its processes used (capture and preprocess: one a stream)."""
+        stages: dict[str, list[float]] = {}
+        for pid, (name, wall, cpu) in self.last.items():
+            if pid in self.first and wall > self.first[pid][1]:
+                stage = name.removeprefix("wp-").split("-")[0]
+                stages.setdefault(stage, []).append((cpu - self.first[pid][2]) / (wall - self.first[pid][1]))
+        return stages
+
+    def describe(self) -> str:
+        parts = []
+        for stage, shares in sorted(self.shares().items(), key=lambda item: -max(item[1])):
+            mean = 100 * float(np.mean(shares))
+            many = f" (the busiest of {len(shares)}; mean {mean:.0f} %)" if len(shares) > 1 else ""
+            parts.append(f"{stage} {100 * max(shares):.0f} %{many}")
+        return ", ".join(parts) or "-"
+
+    def _read(self) -> dict[int, tuple[str, float, float]]:
+        now, tick = time.monotonic(), os.sysconf("SC_CLK_TCK")
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                head, _, tail = (entry / "stat").read_text().rpartition(")")
+            except OSError:  # gone, or not Linux
+                continue
+            fields = tail.split()  # from the state on: ppid is fields[1], utime and stime fields[11:13]
+            name = head.partition("(")[2]
+            if int(entry.name) == self.pid:
+                name = "wp-supervisor"
+            elif int(fields[1]) != self.pid or not name.startswith("wp-"):
+                continue
+            found[int(entry.name)] = (name, now, (int(fields[11]) + int(fields[12])) / tick)
+        return found
 
 
 class _GpuMemorySampler:
@@ -189,6 +260,7 @@ def format_table(rows: list[StreamsBenchRow], clip: str) -> str:
              f"{r.latency_p50_ms:.1f}", f"{r.latency_p95_ms:.1f}", r.slowest_stage,
              "-" if np.isnan(r.peak_gpu_mb) else f"{r.peak_gpu_mb:,.0f}", "yes" if r.holds else "no"] for r in rows]
     held = [r.streams for r in rows if r.holds]
-    peaks = "\n".join(f"{r.streams} streams, deepest queues: {r.queue_peaks}" for r in rows)
+    peaks = "\n".join(f"{r.streams} streams, deepest queues: {r.queue_peaks}; CPU of one core: {r.stage_cpu}"
+                      for r in rows)
     return (markdown_table(headers, body) + f"\n{peaks}\n({clip}; each stream paced at the clip's frame rate, detector "
             f"off; largest count that holds: {max(held) if held else 'none'})")

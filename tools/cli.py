@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
     bench.add_argument("--seconds", type=float, default=5.0, help="engine timing per row, seconds (default 5)")
     bench.add_argument("--model", help="bench this model file instead of the presets / default model")
-    bench.add_argument("--source", help="end-to-end: video file (default: a generated 640x360 30 fps clip)")
+    bench.add_argument("--source", help="end-to-end, streams: video file (default: a generated 640x360 30 fps "
+                       "clip); crowd: the one-person clip to tile (default ../shared/data/video/pose_squats.mp4)")
+    bench.add_argument("--detector", help="crowd: YOLOX ONNX file (default ../shared/data/models/yolox_nano.onnx)")
     bench.add_argument("--mocap", help="smoothing: folder of CMU .bvh files (default ../shared/data/cmu_mocap)")
     bench.add_argument("--json", help="also write the rows to this JSON file")
     bench.set_defaults(handler=_bench)
@@ -246,19 +248,21 @@ def _build_engine(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from wildpose.tools import bench
 
     if args.crowd:
         from wildpose.tools import bench_crowd
 
-        rows, weights = bench_crowd.run_crowds(model=args.model)
+        rows, weights = bench_crowd.run_crowds(
+            detector=Path(args.detector) if args.detector else bench_crowd.DEFAULT_DETECTOR, model=args.model,
+            source=Path(args.source) if args.source else bench_crowd.DEFAULT_CLIP)
         print(bench_crowd.format_table(rows, weights))
         if args.json:
             bench.write_json(rows, args.json)
         return 0
     if args.smoothing:
-        from pathlib import Path
-
         from wildpose.stream.config import SmoothingConfig
         from wildpose.tools import bench_smoothing
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The GPU checks of the GPU engines issue in one run, for a machine lent for a few minutes:
-# engine bench (eager vs compiled), GPU parity tests, concurrent streams. Results go to $OUT (default
-# ./gpu-check). Wheels the machine lacks (PyAV, pyzmq, tqdm, pytest for Python 3.12) can be put in
-# $WHEELS; each step has a time limit, so a slow one cannot eat the others' time.
-#   WHEELS=.carry/wheels STREAMS_SOURCE=clip-640x480.mp4 bash tools/gpu_check.sh
+# The GPU checks in one run, for a machine lent for a few minutes: engine bench (eager vs compiled),
+# GPU parity tests, concurrent streams, crowds (1, 3, 6 people). Results go to $OUT (default
+# ./gpu-check). Wheels the machine lacks (PyAV, pyzmq for Python 3.12) can be put in $WHEELS; each
+# step has a time limit, so a slow one cannot eat the others' time; STEPS picks and orders them.
+#   WHEELS=.carry/wheels STREAMS_SOURCE=clip-640x480.mp4 CROWD_SOURCE=pose_squats.mp4 \
+#   CROWD_DETECTOR=yolox_nano.onnx STEPS="bench tests streams crowd" bash tools/gpu_check.sh
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$PWD/gpu-check}"; mkdir -p "$OUT"
@@ -18,14 +19,30 @@ S=$(date +%s); step() { echo "[$(( $(date +%s) - S )) s] $*" | tee -a "$OUT/step
   python3 -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
 } > "$OUT/gpu.txt" 2>&1; cat "$OUT/gpu.txt"
 cd "$ROOT"
-timeout -k 5 "${BENCH_S:-250}" python3 -m wildpose.tools.cli bench --gpu --presets paper --batch 1,8,64 \
-  --seconds 1.5 --restarts 1 --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.md" 2> "$OUT/bench_gpu.log"
-step "bench --gpu exit $?"; cat "$OUT/bench_gpu.md"
-timeout -k 5 "${TESTS_S:-150}" python3 -m pytest -q -rs --tb=short -p no:cacheprovider tests/engine/test_gpu_engines.py \
-  > "$OUT/tests.txt" 2>&1
-step "GPU tests exit $?"; grep -E "^E |FAILED|passed|failed|SKIPPED" "$OUT/tests.txt" | cut -c1-300 | tail -12
-PAPER=$(python3 -c "from wildpose.engine import default_model; print(default_model.untrained_checkpoint('paper', 0))")
-timeout -k 10 "${STREAMS_S:-200}" python3 -m wildpose.tools.cli bench --streams "${COUNTS:-16,32,48}" \
-  ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --model "$PAPER" --json "$OUT/streams.json" \
-  > "$OUT/streams.md" 2> "$OUT/streams.log"
-step "streams exit $?"; cat "$OUT/streams.md"
+bench() {
+  timeout -k 5 "${BENCH_S:-250}" python3 -m wildpose.tools.cli bench --gpu --presets paper --batch "${BENCH_BATCH:-1,8,64}" \
+    --seconds 1.5 --restarts "${BENCH_RESTARTS:-1}" --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.md" 2> "$OUT/bench_gpu.log"
+  step "bench --gpu exit $?"; cat "$OUT/bench_gpu.md"
+}
+tests() {
+  timeout -k 5 "${TESTS_S:-150}" python3 -m pytest -q -rs --tb=short -p no:cacheprovider tests/engine/test_gpu_engines.py \
+    > "$OUT/tests.txt" 2>&1
+  step "GPU tests exit $?"; grep -E "^E |FAILED|passed|failed|SKIPPED" "$OUT/tests.txt" | cut -c1-300 | tail -12
+}
+streams() {
+  local paper
+  paper=$(python3 -c "from wildpose.engine import default_model; print(default_model.untrained_checkpoint('paper', 0))")
+  timeout -k 10 "${STREAMS_S:-200}" python3 -m wildpose.tools.cli bench --streams "${COUNTS:-16,32,48}" \
+    ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --model "$paper" --json "$OUT/streams.json" \
+    > "$OUT/streams.md" 2> "$OUT/streams.log"
+  step "streams exit $?"; cat "$OUT/streams.md"; cp "$WILDPOSE_CACHE"/bench/streams-*.log "$OUT/" 2>/dev/null
+}
+crowd() {
+  timeout -k 10 "${CROWD_S:-300}" python3 -m wildpose.tools.cli bench --crowd ${CROWD_SOURCE:+--source "$CROWD_SOURCE"} \
+    ${CROWD_DETECTOR:+--detector "$CROWD_DETECTOR"} --json "$OUT/crowd.json" > "$OUT/crowd.md" 2> "$OUT/crowd.log"
+  step "crowd exit $?"; cat "$OUT/crowd.md"
+}
+for name in ${STEPS:-bench tests streams crowd}; do "$name"; done
+# At most 8 files come back from a lent machine: the tables stay loose, everything else goes in one archive.
+tar -czf /tmp/gpu-check-all.tgz -C "$OUT" . && mv /tmp/gpu-check-all.tgz "$OUT/all.tgz" && \
+  find "$OUT" -type f ! -name '*.md' ! -name steps.txt ! -name gpu.txt ! -name all.tgz -delete

@@ -156,13 +156,19 @@ def solve_root(joints2d: np.ndarray, joints3d: np.ndarray, intrinsics: Intrinsic
     keep = w > _MIN_WEIGHT
     if keep.sum() < 3:
         return None
-    u, v, w = uv[keep, 0], uv[keep, 1], np.sqrt(w[keep])
-    x, y, z = (np.asarray(joints3d, np.float64)[keep, i] for i in range(3))
-    zeros, ones = np.zeros_like(u), np.ones_like(u)
-    rows = np.tile(w, 2)
-    a = np.concatenate([np.column_stack([ones, zeros, -u]), np.column_stack([zeros, ones, -v])]) * rows[:, None]
-    b = np.concatenate([u * z - x, v * z - y]) * rows
-    solution, _, rank, _ = np.linalg.lstsq(a, b, rcond=None)
-    if rank < 3 or not np.all(np.isfinite(solution)) or solution[2] <= 0:
+    # Weighted least squares of X - u Z = u z - x and Y - v Z = v z - y over the joints, in closed
+    # form (it runs for every person of every frame): X and Y are weighted means given Z, which
+    # leaves a one-unknown problem in Z. The same solution as a 3-unknown lstsq, a tenth of the cost.
+    w, u, v = w[keep], uv[keep, 0], uv[keep, 1]
+    x, y, z = np.asarray(joints3d, np.float64)[keep].T
+    a, b = u * z - x, v * z - y
+    total = w.sum()
+    du, dv = u - (w @ u) / total, v - (w @ v) / total
+    spread = w @ (du * du + dv * dv)
+    if spread <= 1e-12 * total:  # every joint on one ray: the distance is undetermined
+        return None
+    depth = -(w @ (du * a + dv * b)) / spread
+    solution = np.array([(w @ (u * depth + a)) / total, (w @ (v * depth + b)) / total, depth])
+    if not np.all(np.isfinite(solution)) or depth <= 0:
         return None
     return solution

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import av
 import pytest
@@ -117,8 +118,11 @@ def test_a_killed_capture_is_restarted_and_the_stream_resumes(pipeline, walker_c
     with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
         before = receive_poses(subscriber, 10)
         assert len(before) == 10, run.log
-        infer_pid = run.pid_of("infer")
-        os.kill(run.pid_of("capture-walker"), signal.SIGKILL)
+        infer_pid, capture_pid = run.pid_of("infer"), run.pid_of("capture-walker")
+        # each stage names itself, so `top` and `ps -o comm` tell the stages apart
+        assert [Path(f"/proc/{pid}/comm").read_text().strip() for pid in (infer_pid, capture_pid)] == \
+            ["wp-infer", "wp-capture-walk"]  # 15 characters at most
+        os.kill(capture_pid, signal.SIGKILL)
         killed = time.monotonic()
         mark = len(run.lines)
         run.wait_for_log(r"capture-walker died \(signal SIGKILL\); restarting", after=0)

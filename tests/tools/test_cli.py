@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -105,6 +106,7 @@ def test_bench_streams_accounts_for_every_frame_of_every_stream(walker_clip, tmp
     result = wildpose("bench", "--streams", "1,2", "--source", str(walker_clip), "--json", str(report))
     assert result.returncode == 0, result.stderr
     assert "deepest queues: preprocess->infer" in result.stdout
+    assert re.search(r"CPU of one core: .*infer \d+ %", result.stdout), result.stdout
     rows = json.loads(report.read_text())
     assert [r["streams"] for r in rows] == [1, 2]
     for row in rows:

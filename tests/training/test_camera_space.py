@@ -132,3 +132,13 @@ def test_evaluation_reports_the_root_depth_error_where_the_camera_is_known():
     assert exact["root_depth_error_pct"] == pytest.approx(0.0, abs=1e-6)
     unknown = evaluate.score({**truth, "intrinsics": np.full((2, 3, 3), np.nan)}, pixels, np.stack([skeleton] * 2))
     assert "root_depth_error_pct" not in unknown
+
+
+def test_a_pose_with_no_solution_in_front_of_the_camera_gives_none():
+    intrinsics = camera_space.from_focal(640, 480, 600.0)
+    skeleton = np.random.default_rng(1).normal(0, 300, (16, 3))
+    same_pixel = np.tile([[320.0, 240.0]], (16, 1))  # every joint on one ray: the distance is undetermined
+    assert camera_space.solve_root(same_pixel, skeleton, intrinsics) is None
+    root = np.array([0.0, 0.0, 4000.0])
+    mirrored = (skeleton + root)[:, :2] / (skeleton + root)[:, 2:] * -600.0 + [319.5, 239.5]  # fits only behind
+    assert camera_space.solve_root(mirrored, skeleton, intrinsics) is None
