@@ -4,8 +4,8 @@ For each count N, one `wildpose run` plays the same file as N sources, each pace
 frame rate (realtime mode, as cameras would deliver it), with the detector off (one crop a frame),
 and a subscriber counts what is published. A count holds when every frame of every stream was
 published (zero drops of any reason) and the p95 capture-to-publish latency is under the limit.
-GPU memory is sampled with `nvidia-smi` while the pipeline runs, and each stage's CPU use from
-`/proc`: a stage near 100 % of a core is the one that limits the count.
+GPU memory is sampled with `nvidia-smi` while the pipeline runs, and each stage's CPU use with
+psutil: a stage near 100 % of a core is the one that limits the count.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from wildpose.engine.cache import cache_dir
 from wildpose.errors import ConfigError, PipelineError
@@ -169,8 +170,8 @@ def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
 
 
 class StageCpu:
-    """Each pipeline process's CPU time per wall second, read from /proc by the stage names the
-    processes give themselves (wp-infer, wp-capture-s01, ...): the saturated stage is the limit."""
+    """Each pipeline process's CPU time per wall second, found by the stage names the processes give
+    themselves (wp-infer, wp-capture-s01, ...): the saturated stage is the limit."""
 
     def __init__(self, pid: int, interval_s: float = 1.0) -> None:
         self.pid, self.interval_s = pid, interval_s
@@ -206,22 +207,21 @@ class StageCpu:
         return ", ".join(parts) or "-"
 
     def _read(self) -> dict[int, tuple[str, float, float]]:
-        now, tick = time.monotonic(), os.sysconf("SC_CLK_TCK")
-        found = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+        now, found = time.monotonic(), {}
+        try:
+            supervisor = psutil.Process(self.pid)
+            processes = [supervisor, *supervisor.children()]
+        except psutil.Error:  # the run has ended
+            return found
+        for process in processes:
             try:
-                head, _, tail = (entry / "stat").read_text().rpartition(")")
-            except OSError:  # gone, or not Linux
+                with process.oneshot():
+                    name = "wp-supervisor" if process.pid == self.pid else process.name()
+                    times = process.cpu_times()
+            except psutil.Error:  # a process that just ended
                 continue
-            fields = tail.split()  # from the state on: ppid is fields[1], utime and stime fields[11:13]
-            name = head.partition("(")[2]
-            if int(entry.name) == self.pid:
-                name = "wp-supervisor"
-            elif int(fields[1]) != self.pid or not name.startswith("wp-"):
-                continue
-            found[int(entry.name)] = (name, now, (int(fields[11]) + int(fields[12])) / tick)
+            if name.startswith("wp-"):
+                found[process.pid] = (name, now, times.user + times.system)
         return found
 
 
