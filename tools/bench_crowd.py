@@ -54,8 +54,7 @@ def crowd_clip(people: int, source: Path = DEFAULT_CLIP) -> Path:
     """The source clip tiled `people` times into each frame (cached)."""
     if not source.is_file():
         raise ConfigError(f"the crowd benchmark needs {source} (../shared/data beside the checkout)")
-    name = f"crowd-{people}.mp4" if source == DEFAULT_CLIP else f"crowd-{people}-{source.stem}.mp4"
-    target = cache_dir("bench") / name
+    target = cache_dir("bench") / f"crowd-{people}-{source.stem}.mp4"
     if target.is_file():
         return target
     rows, columns = _GRID[people]
@@ -84,7 +83,7 @@ def run_crowds(detector: Path = DEFAULT_DETECTOR, model: str | None = None, fram
         raise ConfigError(f"the crowd benchmark needs a YOLOX file: {detector} not found (--detector PATH)")
     rows, weights = [], "unknown weights"
     for people in CROWDS:
-        clip = crowd_clip(people, Path(source))
+        clip = crowd_clip(people, source)
         throughput, weights = _run(clip, detector, model, people, every_frame=True, count=frames)
         paced, _ = _run(clip, detector, model, people, every_frame=False, count=65)
         span = throughput[-1].t_publish - throughput[0].t_publish

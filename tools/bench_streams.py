@@ -177,14 +177,14 @@ class StageCpu:
         self.pid, self.interval_s = pid, interval_s
         self.first: dict[int, tuple[str, float, float]] = {}  # pid -> (name, wall s, cpu s)
         self.last: dict[int, tuple[str, float, float]] = {}
-        self._next = 0.0
+        self._next: float | None = None  # when to sample next; None before `start`
 
     def start(self) -> None:
         self.first = self.last = self._read()
         self._next = time.monotonic() + self.interval_s
 
     def sample(self) -> None:
-        if self.first and time.monotonic() >= self._next:
+        if self._next is not None and time.monotonic() >= self._next:
             self.last = self._read()
             self.first = {**self.last, **self.first}  # a process started (or restarted) since: from now
             self._next = time.monotonic() + self.interval_s
