@@ -2,7 +2,9 @@
 
 At batch 1 eager PyTorch spends most of its time launching a few hundred small kernels; replaying a
 captured CUDA graph launches them all at once. At large batches `torch.compile` fuses the
-element-wise work between convolutions. A graph has fixed shapes, so one is captured per batch size
+element-wise work between convolutions; with inductor's `freezing` the weights become constants it
+can fold and lay out ahead of time (batch 1 on an H200: 1.49 against 1.53 ms without, one run on
+2026-11-27). A graph has fixed shapes, so one is captured per batch size
 in `GRAPH_BATCHES` and a batch is padded up to the next captured size (larger batches are split).
 
 Two input kinds are captured separately: float32 `(N, 3, S, S)` in [0, 1] (the `Backend.infer`
@@ -61,7 +63,7 @@ class CudaGraphRunner:
         self.network = network.to(self.device, dtype).to(memory_format=torch.channels_last).eval()
         if compile:
             use_engine_cache_for_inductor()
-            self.forward_network = torch.compile(self.network)
+            self.forward_network = torch.compile(self.network, options={"freezing": True})
         else:
             self.forward_network = self.network
         self.compiled = compile

@@ -223,6 +223,8 @@ class SmoothingConfig:
 
     min_cutoff (Hz) sets the smoothing at rest, beta how fast the cutoff rises with speed (units/s),
     d_cutoff (Hz) the smoothing of the speed estimate. Defaults come from `wildpose bench --smoothing`.
+    processes: how many smoothing processes share the streams (each stream stays in one); 0 picks one
+    per 16 streams, at most a quarter of the CPU cores.
     """
 
     enabled: bool = True
@@ -231,8 +233,10 @@ class SmoothingConfig:
     min_cutoff_3d: float = 1.0
     beta_3d: float = 0.005
     d_cutoff: float = 1.0
+    processes: int = 0
 
     def __post_init__(self) -> None:
+        _positive("smoothing", "processes", self.processes, integer=True, allow_zero=True)
         for name in ("min_cutoff_2d", "min_cutoff_3d", "d_cutoff"):
             _positive("smoothing", name, getattr(self, name))
         for name in ("beta_2d", "beta_3d"):

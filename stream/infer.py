@@ -4,6 +4,7 @@ The first ticket waits at most `batch_wait_ms` for others, so a light load keeps
 heavy one fills batches (up to `max_batch` crops). Tickets leave in the order they came, ends of
 stream included, so each stream's frames stay in order, each batch as one list: at a thousand frames
 a second, a queue hand-off per frame costs the stages on both ends more than their own work.
+With several smoothing processes each gets the part of a batch that is its streams'.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ class InferArgs:
     input_size: int
     crop_rings: dict[str, RingSpec]
     every_frame: frozenset[str] = frozenset()  # streams that wait for a lost remote engine instead of dropping
+    smoother_of: dict[str, int] | None = None  # stream -> its smoothing process's queue (None: all to the first)
 
 
-def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, control_queue, log_level: int,
-         weights_label: str | None) -> None:
+def main(args: InferArgs, in_queue, out_queues: list, counters_arrays, stop_event, control_queue,
+         log_level: int, weights_label: str | None) -> None:
+    """`out_queues`: one a smoothing process."""
     process.init_child(log_level, weights_label)
     from wildpose.engine import load
 
@@ -73,14 +76,17 @@ def main(args: InferArgs, in_queue, out_queue, counters_arrays, stop_event, cont
                 continue
             batch = _run(engine, _gather(in_queue, first, args.engine.max_batch, wait_s), rings, counters, outage)
             ended.update(item.stream for item in batch if isinstance(item, EndOfStream))
-            # the whole batch in one message: one pickle and one queue hand-off instead of one per frame
-            if batch and not process.put_until_stopped(out_queue, batch, stop_event):
-                return
+            # a batch in one message (a smoothing process's part of it): one pickle and one queue
+            # hand-off instead of one per frame
+            for out_queue, part in zip(out_queues, _split(batch, args.smoother_of, len(out_queues)), strict=True):
+                if part and not process.put_until_stopped(out_queue, part, stop_event):
+                    return
     finally:
         for ring in rings.values():
             ring.close()
         engine.close()
-        process.release_queue(out_queue, stop_event)
+        for out_queue in out_queues:
+            process.release_queue(out_queue, stop_event)
 
 
 def _gather(in_queue, first, max_batch: int, wait_s: float) -> list:
@@ -98,6 +104,16 @@ def _gather(in_queue, first, max_batch: int, wait_s: float) -> list:
         if isinstance(item, FrameTicket):
             crops += len(item.people)
     return batch
+
+
+def _split(batch: list, smoother_of: dict[str, int] | None, count: int) -> list[list]:
+    """The batch's tickets (and ends of stream) per smoothing process, each part in batch order."""
+    if count == 1:
+        return [batch]
+    parts: list[list] = [[] for _ in range(count)]
+    for item in batch:
+        parts[smoother_of[item.stream]].append(item)
+    return parts
 
 
 class _Outage:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import multiprocessing.connection
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,36 +235,43 @@ class _Publisher:
 
 
 class _Inbox:
-    """What smoothing sends, over a pipe that the supervisor hands over through `handover`.
+    """What smoothing sends, over pipes (one a smoothing process) that the supervisor hands over
+    through `handover`, one list for each set of stages.
 
-    When a stage behind publish dies, the supervisor restarts them all on new queues and a new pipe
-    (a killed process can leave a queue with a held lock or half a message). The old pipe is read to
-    its end first, so everything the dead stages finished still goes out, in order; then publish
-    tells the supervisor (`drained`, with the pipe's number) and takes the next pipe.
+    When a stage behind publish dies, the supervisor restarts them all on new queues and new pipes
+    (a killed process can leave a queue with a held lock or half a message). The old pipes are read
+    to their end first, so everything the dead stages finished still goes out, each stream in order
+    (a stream has one smoothing process); then publish tells the supervisor (`drained`, with the set's
+    number) and takes the next list.
     """
 
     def __init__(self, handover, control_queue) -> None:
         self.handover = handover
         self.control = control_queue
-        self.pipe = None
-        self.number = 0  # of the pipe in use, counting from 1
-        self.taken = 0  # items taken from it
+        self.pipes: list = []  # of the set in use, those not yet read to their end
+        self.number = 0  # of the set in use, counting from 1
+        self.taken = 0  # items taken from its pipes
+        self._turn = 0  # the pipe read first next time: one busy pipe cannot starve the others
 
     def get(self, timeout: float):
         """The next item, or None after `timeout` seconds."""
-        if self.pipe is None:
+        if not self.pipes:
             if not self.handover.poll(timeout):
                 return None
-            self.pipe, self.number, self.taken = self.handover.recv(), self.number + 1, 0
+            self.pipes, self.number, self.taken = list(self.handover.recv()), self.number + 1, 0
             timeout = 0.0
-        if not self.pipe.poll(timeout):
+        ready = multiprocessing.connection.wait(self.pipes, timeout)
+        if not ready:
             return None
+        self._turn = (self._turn + 1) % len(self.pipes)
+        pipe = min(ready, key=lambda p: (self.pipes.index(p) - self._turn) % len(self.pipes))
         try:
-            item = self.pipe.recv()
+            item = pipe.recv()
         except (EOFError, OSError):  # every writer is gone; a torn last message reads as OSError
-            self.pipe.close()
-            self.pipe = None
-            self.control.put(("drained", "publish", self.number))
+            pipe.close()
+            self.pipes.remove(pipe)
+            if not self.pipes:
+                self.control.put(("drained", "publish", self.number))
             return None
         self.taken += 1
         return item

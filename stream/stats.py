@@ -69,38 +69,40 @@ class Counters:
 class LinkDepths:
     """How many items wait on each link between stages, for the stats messages.
 
-    The supervisor holds the queues and samples their depth; the pipe from smoothing to publish has no
-    depth to ask, so smoothing counts what it sent (from 0 again after a restart) and publish what it
-    took since it took that pipe. One shared array, each slot with one writer at a time.
+    The supervisor holds the queues and samples their depth; the pipes from smoothing to publish have
+    no depth to ask, so each smoothing process counts what it sent (from 0 again after a restart) and
+    publish what it took since it took those pipes. One shared array, each slot with one writer at a time.
     """
 
     QUEUES = ("preprocess->infer", "infer->smooth")  # frames; inference batches (lists of frames)
     PIPE = "smooth->publish"
-    _SENT = len(QUEUES)
 
-    def __init__(self, array=None) -> None:
-        self.array = array if array is not None else RawArray("q", len(self.QUEUES) + 1)
+    def __init__(self, array=None, *, pipes: int = 1) -> None:
+        """`pipes`: one a smoothing process (a new array; an attached one already has its slots)."""
+        self.array = array if array is not None else RawArray("q", len(self.QUEUES) + pipes)
         if array is None:
             self.array[:len(self.QUEUES)] = [-1] * len(self.QUEUES)
 
     def sample(self, queues: dict) -> None:
-        """Supervisor: the queues' depths now (-1 where the system cannot say: macOS)."""
+        """Supervisor: the queues' depths now (-1 where the system cannot say: macOS). A link served
+        by several processes (infer->smooth) is a list of queues: their sum."""
         for index, name in enumerate(self.QUEUES):
+            link = queues[name] if isinstance(queues[name], list) else [queues[name]]
             try:
-                self.array[index] = queues[name].qsize()
+                self.array[index] = sum(q.qsize() for q in link)
             except NotImplementedError:
                 self.array[index] = -1
 
-    def count_sent(self) -> None:
-        self.array[self._SENT] += 1
+    def count_sent(self, pipe: int = 0) -> None:
+        self.array[len(self.QUEUES) + pipe] += 1
 
     def restart_pipe(self) -> None:
-        """Supervisor, before a new smoothing process starts on a new pipe."""
-        self.array[self._SENT] = 0
+        """Supervisor, before new smoothing processes start on new pipes."""
+        self.array[len(self.QUEUES):] = [0] * (len(self.array) - len(self.QUEUES))
 
     def report(self, taken: int) -> dict[str, int]:
         depths = {name: self.array[i] for i, name in enumerate(self.QUEUES) if self.array[i] >= 0}
-        depths[self.PIPE] = max(0, self.array[self._SENT] - taken)
+        depths[self.PIPE] = max(0, sum(self.array[len(self.QUEUES):]) - taken)
         return depths
 
 

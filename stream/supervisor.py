@@ -93,7 +93,7 @@ class _Stages:
     # smooth -> preprocess, per stream. Held for the set's life: a queue's semaphores vanish with the
     # last reference here, and a process still starting would find them gone.
     feedback: dict = field(default_factory=dict)
-    processes: dict = field(default_factory=dict)  # infer, smooth, preprocess-<stream>
+    processes: dict = field(default_factory=dict)  # infer, smooth (or smooth-1, smooth-2, ...), preprocess-<stream>
     started: float = 0.0
 
     def all_processes(self) -> list:
@@ -170,7 +170,10 @@ class Pipeline:
         self.held: list[tuple] = []  # control messages that came while waiting for another
         self.drained: set[int] = set()
         self.failures: dict[str, str] = {}
-        self.depths = LinkDepths()
+        self.smooth_shards = smooth.shard_streams(streams, config.smoothing.processes, os.cpu_count() or 1)
+        if len(self.smooth_shards) > 1:
+            log.info("%d smoothing processes share the %d streams", len(self.smooth_shards), len(streams))
+        self.depths = LinkDepths(pipes=len(self.smooth_shards))
         self.common = (self.log_level, self.weights_label)
         self.infer_queue_size = max(4, 2 * len(streams))
         crop_slots = self.infer_queue_size + config.engine.max_batch + 3
@@ -220,34 +223,45 @@ class Pipeline:
 
     def _start_stages(self, number: int) -> None:
         """Start a set of stages on new queues and pipes: inference first (it may take minutes to
-        load), then smoothing, whose pipe goes to publish, then preprocessing and the captures."""
+        load), then smoothing (one or more processes, each stream in one), whose pipes go to publish, then
+        preprocessing and the captures."""
         config, ctx = self.config, self.ctx
         streams = tuple(s.stream_id for s in config.sources)
-        to_infer, to_smooth = ctx.Queue(maxsize=self.infer_queue_size), ctx.Queue(maxsize=4)  # batches
+        shards = self.smooth_shards
+        to_infer = ctx.Queue(maxsize=self.infer_queue_size)
+        to_smooth = [ctx.Queue(maxsize=4) for _ in shards]  # inference batches (each process's part)
         feedback = {s: ctx.Queue(maxsize=8) for s in streams}
         stages = self.stages = _Stages(number, {s: _Capture(s) for s in streams},
                                        {s: ctx.Pipe(duplex=False) for s in streams},
                                        {"preprocess->infer": to_infer, "infer->smooth": to_smooth}, feedback)
         infer_process = stages.processes["infer"] = ctx.Process(name="infer", target=infer.main, args=(
             infer.InferArgs(self.model_path, self.engine, self.input_size, self.crop_rings,
-                            frozenset(s.stream_id for s in config.sources if s.every_frame)),
+                            frozenset(s.stream_id for s in config.sources if s.every_frame),
+                            {stream: index for index, shard in enumerate(shards) for stream in shard}),
             to_infer, to_smooth, self.arrays, self.stop, self.control, *self.common))
         self._start(infer_process)
         self._wait_for("ready", "infer", infer_process,
                        _READY_TIMEOUT_S if self.engine.device == "cpu" else _GPU_READY_TIMEOUT_S)
-        from_smooth, to_publish = ctx.Pipe(duplex=False)
         self.depths.restart_pipe()
-        stages.processes["smooth"] = ctx.Process(name="smooth", target=smooth.main, args=(
-            smooth.SmoothArgs(streams, self.input_size, config.smoothing, config.skeleton_sum_mm, self.intrinsics),
-            to_smooth, to_publish, feedback, self.arrays, self.depths.array, self.stop, *self.common))
-        self._start(stages.processes["smooth"])
-        to_publish.close()  # smoothing holds the only writing end: publish reads to its end if it dies
+        from_smooth = []
+        for index, shard in enumerate(shards):
+            name = "smooth" if len(shards) == 1 else f"smooth-{index + 1}"
+            reading, to_publish = ctx.Pipe(duplex=False)
+            stages.processes[name] = ctx.Process(name=name, target=smooth.main, args=(
+                smooth.SmoothArgs(shard, self.input_size, config.smoothing, config.skeleton_sum_mm,
+                                  {s: self.intrinsics[s] for s in shard}, shard=index),
+                to_smooth[index], to_publish, {s: feedback[s] for s in shard}, self.arrays, self.depths.array,
+                self.stop, *self.common))
+            self._start(stages.processes[name])
+            to_publish.close()  # smoothing holds the only writing end: publish reads to its end if it dies
+            from_smooth.append(reading)
         try:
             self.handover.send(from_smooth)
         except OSError:
             raise PipelineError("the publish process died; the run stopped, see the log above") from None
         finally:
-            from_smooth.close()
+            for reading in from_smooth:
+                reading.close()
         for source in config.sources:
             stream = source.stream_id
             stages.processes[f"preprocess-{stream}"] = process = ctx.Process(
@@ -427,7 +441,7 @@ class Pipeline:
         log.info("stages restarted after %s died", dead.name)
 
     def _wait_drained(self, number: int, publisher) -> None:
-        """Wait until publish has read the dead stages' pipe to its end."""
+        """Wait until publish has read the dead stages' pipes to their end."""
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
         while number not in self.drained:
             if time.monotonic() >= deadline or not publisher.is_alive() or self._signal:

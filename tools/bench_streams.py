@@ -99,8 +99,10 @@ def run_streams(config: StreamsBenchConfig) -> tuple[list[StreamsBenchRow], str]
             stage_cpu=stage_cpu,
             holds=len(poses) == expected and not drops and float(np.percentile(latency, 95)) < config.p95_limit_ms)
         rows.append(row)
-        log.info("%d streams: %d/%d frames, drops %s, p95 %.1f ms", count, len(poses), expected, row.drops,
-                 row.latency_p95_ms)
+        # the whole row, so a run cut short by a time limit keeps the counts it finished
+        log.info("%d streams: %d/%d frames, drops %s, %.0f published/s, p50 %.1f ms, p95 %.1f ms; queues %s; "
+                 "CPU %s", count, len(poses), expected, row.drops, row.published_per_s, row.latency_p50_ms,
+                 row.latency_p95_ms, row.queue_peaks, row.stage_cpu)
     return rows, f"{clip.name}, {frames} frames"
 
 

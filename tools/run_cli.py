@@ -64,6 +64,7 @@ _OVERRIDES = {
     "smoothing": ("smoothing", "enabled"), "min_cutoff_2d": ("smoothing", "min_cutoff_2d"),
     "beta_2d": ("smoothing", "beta_2d"), "min_cutoff_3d": ("smoothing", "min_cutoff_3d"),
     "beta_3d": ("smoothing", "beta_3d"), "d_cutoff": ("smoothing", "d_cutoff"),
+    "smooth_processes": ("smoothing", "processes"),
     "publish": ("publish", "endpoint"), "send_hwm": ("publish", "send_hwm"),
     "stats_interval": ("publish", "stats_interval_s"), "wait_subscribers": ("publish", "wait_subscribers"),
     "publish_frames": ("publish", "frames_hz"), "frames_width": ("publish", "frames_width"),
@@ -142,6 +143,9 @@ def add_parsers(verbs) -> None:
     group.add_argument("--min-cutoff-3d", type=float, help="cutoff at rest, Hz, 3D (default 1.0)")
     group.add_argument("--beta-3d", type=float, help="speed coefficient, 3D (default 0.005)")
     group.add_argument("--d-cutoff", type=float, help="cutoff of the speed estimate, Hz (default 1.0)")
+    group.add_argument("--smooth-processes", type=int,
+                       help="smoothing processes sharing the streams (default 0: one per 16 streams, at most "
+                            "a quarter of the cores)")
     group = run.add_argument_group("publishing")
     group.add_argument("--publish", help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5555; ipc:// too)")
     group.add_argument("--send-hwm", type=int, help="messages queued per subscriber before dropping (default 1000)")

@@ -71,6 +71,7 @@ def test_configs_are_frozen():
     (lambda: config.EngineConfig(batch_wait_ms=-1), "batch_wait_ms must be a non-negative"),
     (lambda: config.TrackingConfig(box_padding=5), "box_padding must be between 1.0 and 3.0"),
     (lambda: config.SmoothingConfig(min_cutoff_2d=0), "min_cutoff_2d must be a positive"),
+    (lambda: config.SmoothingConfig(processes=1.5), "smoothing.processes must be a non-negative integer"),
     (lambda: config.PublishConfig(send_hwm=True), "send_hwm must be a positive integer"),
     (lambda: config.RunConfig(sources=()), "no source given"),
 ])
