@@ -26,13 +26,15 @@ class TorchBackend(Backend):
     precision: "fp32", "fp16" or "bf16" (None: fp16 on CUDA, fp32 on the CPU, which only runs fp32).
     compile: CUDA only (None: on): fold batch norm, `torch.compile`, and replay CUDA graphs captured
     per batch size in `graph_batches`. Off: plain eager PyTorch in `precision`, channels-last.
+    freeze: with compile, let inductor fold the weights as constants (`wildpose bench --gpu --paths
+    compiled,compiled-unfrozen` measures what it buys and what it costs each start).
     """
 
     name = "torch"
 
     def __init__(self, checkpoint_path: str | Path, *, device: str = "cpu", threads: int | None = None,
                  precision: str | None = None, compile: bool | None = None,
-                 graph_batches: tuple[int, ...] | None = None) -> None:
+                 graph_batches: tuple[int, ...] | None = None, freeze: bool = True) -> None:
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"torch device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -66,8 +68,9 @@ class TorchBackend(Backend):
             if compile:
                 fold_batchnorm(self._graph)
             self._runner = CudaGraphRunner(self._graph, self.input_size, dtype, compile=compile,
-                                           graphs=compile, batches=graph_batches or GRAPH_BATCHES)
-            self.optimizations = (f"{precision}, BN folded, channels-last, compiled, CUDA graphs" if compile
+                                           graphs=compile, batches=graph_batches or GRAPH_BATCHES, freeze=freeze)
+            compiled = "compiled (frozen)" if freeze else "compiled"
+            self.optimizations = (f"{precision}, BN folded, channels-last, {compiled}, CUDA graphs" if compile
                                   else f"{precision}, channels-last, eager")
         else:
             self.optimizations = "eager fp32"

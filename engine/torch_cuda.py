@@ -56,14 +56,16 @@ class CudaGraphRunner:
     captures ahead of time."""
 
     def __init__(self, network: nn.Module, input_size: int, dtype: torch.dtype, *, compile: bool,
-                 graphs: bool, batches: tuple[int, ...] = GRAPH_BATCHES, device: str = "cuda") -> None:
+                 graphs: bool, batches: tuple[int, ...] = GRAPH_BATCHES, device: str = "cuda",
+                 freeze: bool = True) -> None:
         self.input_size, self.dtype, self.device = input_size, dtype, torch.device(device)
         self.batches = tuple(sorted(set(batches)))
         self.use_graphs = graphs
         self.network = network.to(self.device, dtype).to(memory_format=torch.channels_last).eval()
         if compile:
             use_engine_cache_for_inductor()
-            self.forward_network = torch.compile(self.network, options={"freezing": True})
+            # freezing costs every start some seconds (it runs before the cache is read)
+            self.forward_network = torch.compile(self.network, options={"freezing": True} if freeze else None)
         else:
             self.forward_network = self.network
         self.compiled = compile

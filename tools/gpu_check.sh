@@ -21,6 +21,7 @@ S=$(date +%s); step() { echo "[$(( $(date +%s) - S )) s] $*" | tee -a "$OUT/step
 cd "$ROOT"
 bench() {
   timeout -k 5 "${BENCH_S:-250}" python3 -m wildpose.tools.cli bench --gpu --presets paper --batch "${BENCH_BATCH:-1,8,64}" \
+    --paths "${BENCH_PATHS:-eager,compiled}" \
     --seconds 1.5 --restarts "${BENCH_RESTARTS:-1}" --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.md" 2> "$OUT/bench_gpu.log"
   step "bench --gpu exit $?"; cat "$OUT/bench_gpu.md"
 }

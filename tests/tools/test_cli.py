@@ -114,3 +114,12 @@ def test_bench_streams_accounts_for_every_frame_of_every_stream(walker_clip, tmp
         dropped = sum(int(part.split("=")[1]) for part in row["drops"].split(", ")) if row["drops"] != "none" else 0
         assert row["frames_published"] + dropped == row["frames_expected"], row
         assert row["holds"] == (dropped == 0 and row["latency_p95_ms"] < 100.0)
+
+
+def test_the_gpu_benchmark_names_its_paths_and_says_when_there_is_no_gpu():
+    import torch
+
+    unknown = wildpose("bench", "--gpu", "--paths", "compiled,frozen")
+    assert_one_line_error(unknown, "--paths: unknown ['frozen']", "compiled-unfrozen")
+    if not torch.cuda.is_available():
+        assert_one_line_error(wildpose("bench", "--gpu"), "needs a CUDA device", "--engine-only")
