@@ -3,7 +3,8 @@
 The pipeline runs for minutes on a looped file (realtime pacing, loopback only) with a subscriber
 reading every message, while this samples every process of the run (the supervisor and its stages)
 with psutil: resident memory and open file descriptors. Leaks show as growth after warm-up, so the
-report compares the end of the run with the end of its first fifth; a growth beyond the allowance
+report compares the end of the run with the end of its first fifth (at least 10 s in: an engine's
+memory grows with each batch size it meets for the first time); a growth beyond the allowance
 (memory: 10 % + 20 MB per process, file descriptors: none) fails the soak. With `kill_every_s` it
 also kills a stage (SIGKILL) that often, capture, preprocess, inference and smoothing in turn, so the
 supervisor's restarts are soaked too: a restart that leaked would show in the supervisor and publish,
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 RSS_ALLOWANCE = 0.10  # growth after warm-up: a tenth of the warm value ...
 RSS_SLACK_MB = 20.0  # ... plus this (allocator arenas settle slowly)
+WARM_UP_S = 10.0  # the warm sample is at least this far in, however short the soak
 KILLED_IN_TURN = ("capture-soak", "preprocess-soak", "infer", "smooth")
 
 
@@ -167,8 +169,10 @@ def _kill(stage: str, names: dict[int, str]) -> None:
 
 
 def _report(samples: list[Sample], poses: int) -> SoakReport:
-    warm = samples[max(1, len(samples) // 5)]
     end = samples[-1]
+    horizon = max(end.t / 5, WARM_UP_S)
+    warm_index = next((i for i, s in enumerate(samples) if s.t >= horizon), len(samples) - 1)
+    warm = samples[max(1, min(warm_index, len(samples) - 2))]
     rows, leaks = [], []
     for name in sorted(end.rss_mb, key=lambda n: (n != "supervisor", n)):
         if name not in warm.rss_mb:

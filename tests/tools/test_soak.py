@@ -24,12 +24,12 @@ def test_a_short_soak_with_stages_killed_reports_every_process_restarts_them_and
 
 
 def test_growth_after_warm_up_is_reported_as_a_leak():
-    def sample(t, rss, fds):
-        return soak.Sample(t, {"infer": rss}, {"infer": fds}, 0)
+    def sample(i, rss, fds):
+        return soak.Sample(5.0 * i, {"infer": rss}, {"infer": fds}, 0)  # every 5 s
 
-    steady = soak._report([sample(t, 200.0, 30) for t in range(10)], poses=10)
+    steady = soak._report([sample(i, 200.0, 30) for i in range(10)], poses=10)
     assert steady.passed
-    leaking = soak._report([sample(t, 200.0 + 10 * t, 30 + t) for t in range(10)], poses=10)
+    leaking = soak._report([sample(i, 200.0 + 10 * i, 30 + i) for i in range(10)], poses=10)
     assert not leaking.passed
     assert any("resident memory" in leak for leak in leaking.leaks)
     assert any("file descriptors 32 -> 39" in leak for leak in leaking.leaks)
@@ -41,3 +41,12 @@ def test_a_soak_too_short_to_sample_is_refused():
 
 def test_kill_every_must_fit_the_soak():
     assert_one_error_line(wildpose("soak", "--minutes", "0.5", "--kill-every", "2"), "--kill-every must be")
+
+
+def test_what_grows_in_the_first_ten_seconds_is_warm_up_not_a_leak():
+    """A short soak (24 s, a sample every 4 s): the engine meets new batch sizes for a while."""
+    rss = [150.0, 226.0, 240.0, 262.0, 266.0, 269.0]
+    samples = [soak.Sample(4.0 * i, {"infer": mb}, {"infer": 20}, 0) for i, mb in enumerate(rss)]
+    report = soak._report(samples, poses=600)
+    assert report.passed, report.leaks
+    assert report.rows[0][1] == 262.0  # the warm value: the first sample 10 s in
