@@ -23,7 +23,8 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 def load(model_path: str | Path | None = None, backend: str = "auto", *, device: str = "auto",
          threads: int | None = None, spin: bool = True, precision: str | None = None,
-         compile: bool | None = None, calibration: list | None = None, timeout_s: float = 5.0) -> Backend:
+         compile: bool | None = None, freeze: bool = False, calibration: list | None = None,
+         timeout_s: float = 5.0) -> Backend:
     """Open `model_path` (an `.onnx` file or a `.pt` checkpoint; None: the embedded default; or
     `triton://HOST:PORT[,HOST2:PORT]`: Triton servers, each request timing out after `timeout_s`).
 
@@ -31,7 +32,8 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
     run here (TensorRT, then torch on CUDA, then ONNX Runtime on the CPU) and logs its choice.
     device: "auto" (a GPU when there is one), "cpu" or "cuda".
     precision: fp32/fp16/bf16 (torch), fp32/fp16/int8 (tensorrt; int8 needs `calibration` batches);
-    None: each backend's default. compile: torch on CUDA only (None: on).
+    None: each backend's default. compile: torch on CUDA only (None: on); freeze: with it, inductor
+    freezing (see `TorchBackend`).
     A checkpoint given to ONNX Runtime or TensorRT is exported to ONNX once and cached by its sha256.
     """
     backend, device = choose(backend, device, model_path)
@@ -43,7 +45,8 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
     if backend == "torch":
         from wildpose.engine.torch_backend import TorchBackend
 
-        return TorchBackend(path, device=device, threads=threads, precision=precision, compile=compile)
+        return TorchBackend(path, device=device, threads=threads, precision=precision, compile=compile,
+                            freeze=freeze)
     if backend == "tensorrt":
         from wildpose.engine.tensorrt_backend import TensorRTBackend
 

@@ -2,9 +2,9 @@
 
 At batch 1 eager PyTorch spends most of its time launching a few hundred small kernels; replaying a
 captured CUDA graph launches them all at once. At large batches `torch.compile` fuses the
-element-wise work between convolutions; with inductor's `freezing` the weights become constants it
-can fold and lay out ahead of time (batch 1 on an H200: 1.49 against 1.53 ms without, one run on
-2026-11-27). A graph has fixed shapes, so one is captured per batch size
+element-wise work between convolutions; with inductor's `freezing` (`freeze`, off by default) the
+weights become constants it can fold and lay out ahead of time, which every start pays for again
+before the compile cache is read. A graph has fixed shapes, so one is captured per batch size
 in `GRAPH_BATCHES` and a batch is padded up to the next captured size (larger batches are split).
 
 Two input kinds are captured separately: float32 `(N, 3, S, S)` in [0, 1] (the `Backend.infer`
@@ -57,7 +57,7 @@ class CudaGraphRunner:
 
     def __init__(self, network: nn.Module, input_size: int, dtype: torch.dtype, *, compile: bool,
                  graphs: bool, batches: tuple[int, ...] = GRAPH_BATCHES, device: str = "cuda",
-                 freeze: bool = True) -> None:
+                 freeze: bool = False) -> None:
         self.input_size, self.dtype, self.device = input_size, dtype, torch.device(device)
         self.batches = tuple(sorted(set(batches)))
         self.use_graphs = graphs

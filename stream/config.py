@@ -158,6 +158,7 @@ class EngineConfig:
     threads: int | None = None  # inference threads; None: the runtime's default
     precision: str | None = None  # fp32/fp16/bf16 (torch), fp32/fp16/int8 (tensorrt); None: the backend's default
     compile: bool = True  # torch on CUDA: torch.compile + CUDA graphs (off: eager, for debugging)
+    freeze: bool = False  # compiled torch on CUDA: inductor freezing (faster at large batches, slower starts)
     int8_calibration: str | None = None  # tensorrt int8: a video whose frames calibrate the engine
     max_batch: int = 8  # crops per inference call, across all sources
     batch_wait_ms: float = 2.0  # how long the first crop waits for others to fill a batch
@@ -178,6 +179,8 @@ class EngineConfig:
                               "real footage, or the bundled demo clip")
         if self.int8_calibration and not Path(self.int8_calibration).is_file():
             raise ConfigError(f"engine.int8_calibration file not found: {self.int8_calibration}")
+        if self.freeze and not self.compile:
+            raise ConfigError("engine.freeze applies to the compiled path: drop --no-compile or --freeze")
         if self.threads is not None:
             _positive("engine", "threads", self.threads, integer=True)
         _positive("engine", "max_batch", self.max_batch, integer=True)

@@ -54,7 +54,7 @@ def main(args: InferArgs, in_queue, out_queues: list, counters_arrays, stop_even
         threads = config.threads if config.threads is not None or config.device == "cpu" else 1
         engine = load(args.model_path, config.backend, device=config.device, threads=threads,
                       spin=config.spin, precision=config.precision,
-                      compile=config.compile if config.device == "cuda" else None,
+                      compile=config.compile if config.device == "cuda" else None, freeze=config.freeze,
                       calibration=calibration, timeout_s=config.timeout_s)
         engine.prepare()  # CUDA: compile and capture every batch size before the first frame
     except WildPoseError as exc:

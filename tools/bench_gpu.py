@@ -27,7 +27,7 @@ from wildpose.tools.bench import markdown_table
 
 log = logging.getLogger(__name__)
 
-PATHS = ("eager", "compiled", "compiled-unfrozen", "tensorrt")
+PATHS = ("eager", "compiled", "compiled-frozen", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class GpuBenchConfig:
 @dataclass(frozen=True)
 class GpuBenchRow:
     preset: str
-    path: str  # eager | compiled | compiled-unfrozen | tensorrt
+    path: str  # eager | compiled | compiled-frozen | tensorrt
     precision: str
     start: int  # 1: first start in this run; 2: second (compile cache warm)
     batch: int
@@ -117,12 +117,8 @@ def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...],
         engine = load(model, "tensorrt", precision=precision)
         timer = None
     else:
-        if path == "compiled-unfrozen":  # the compiled path without inductor's freezing, to weigh it
-            from wildpose.engine.torch_backend import TorchBackend
-
-            engine = TorchBackend(model, device="cuda", precision=precision, compile=True, freeze=False)
-        else:
-            engine = load(model, "torch", device="cuda", precision=precision, compile=path == "compiled")
+        engine = load(model, "torch", device="cuda", precision=precision, compile=path != "eager",
+                      freeze=path == "compiled-frozen")
         engine.prepare()
         timer = engine.device_timer()
     prepare_s = time.perf_counter() - started
@@ -160,5 +156,5 @@ def format_table(rows: list[GpuBenchRow]) -> str:
                      f"{r.host_ms:.2f}", f"{r.host_frames_per_s:,.0f}", f"{r.prepare_s:.1f}", f"{r.peak_gpu_mb:,.0f}"])
     gpu = rows[0].gpu if rows else "?"
     return markdown_table(headers, body) + f"\n({gpu}; {rows[0].weights if rows else ''}; eager = plain PyTorch, " \
-        "same precision, channels-last; compiled = BN folded + torch.compile (inductor freezing) + CUDA graphs; " \
-        "compiled-unfrozen = the same without freezing)"
+        "same precision, channels-last; compiled = BN folded + torch.compile + CUDA graphs; " \
+        "compiled-frozen = the same with inductor freezing)"

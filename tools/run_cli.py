@@ -54,7 +54,7 @@ _OVERRIDES = {
     "model": ("engine", "model"), "backend": ("engine", "backend"), "device": ("engine", "device"),
     "threads": ("engine", "threads"), "max_batch": ("engine", "max_batch"),
     "batch_wait_ms": ("engine", "batch_wait_ms"), "spin": ("engine", "spin"),
-    "precision": ("engine", "precision"), "compile": ("engine", "compile"),
+    "precision": ("engine", "precision"), "compile": ("engine", "compile"), "freeze": ("engine", "freeze"),
     "int8_calibration": ("engine", "int8_calibration"), "engine_url": ("engine", "model"),
     "engine_timeout": ("engine", "timeout_s"),
     "detector": ("tracking", "detector"), "detect_every": ("tracking", "detect_every"),
@@ -116,6 +116,9 @@ def add_parsers(verbs) -> None:
                                            "default: fp16 on a GPU, fp32 on the CPU")
     group.add_argument("--no-compile", action="store_false", dest="compile",
                        help="torch on CUDA: eager, without torch.compile and CUDA graphs")
+    group.add_argument("--freeze", action="store_true",
+                       help="compiled torch on CUDA: inductor freezing (about 5 %% more frames/s at batch 64 on "
+                            "an H200; each start 20-30 s longer)")
     group.add_argument("--int8-calibration", metavar="VIDEO",
                        help="tensorrt int8: calibrate on this video's frames (e.g. the bundled demo clip)")
     group.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")

@@ -16,7 +16,7 @@ from wildpose.engine import EngineOutput, cuda_buffers, default_model, load, loa
 from wildpose.engine.graph import DecodedPoseNet
 from wildpose.engine.tensorrt_build import EngineKey, cached_engine
 from wildpose.engine.torch_optimize import fold_batchnorm
-from wildpose.errors import BackendUnavailableError
+from wildpose.errors import BackendUnavailableError, ConfigError
 from wildpose.stream import crop
 from wildpose.tools import democlip
 from wildpose.training.models import hourglass
@@ -83,6 +83,12 @@ def test_auto_chooses_onnxruntime_on_the_cpu_when_there_is_no_gpu():
 def test_cuda_without_a_gpu_is_one_clear_error():
     with pytest.raises(BackendUnavailableError, match="no CUDA device"):
         load(default_model.checkpoint_path(), "torch", device="cuda")
+
+
+@pytest.mark.parametrize("options", [{"precision": "fp16"}, {"compile": True}, {"freeze": True}])
+def test_the_cuda_only_options_on_the_cpu_are_one_clear_error(options):
+    with pytest.raises(ConfigError, match="need --device cuda"):
+        load(default_model.checkpoint_path(), "torch", device="cpu", **options)
 
 
 @pytest.mark.skipif(TENSORRT, reason="TensorRT is installed here")

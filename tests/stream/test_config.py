@@ -69,6 +69,7 @@ def test_configs_are_frozen():
     (lambda: config.SourceConfig(url="a.mp4", stream_id="s", read_timeout_s=0), "read_timeout_s must be a positive"),
     (lambda: config.SourceConfig(url="0", stream_id="s", loop=True), "--loop applies to files only"),
     (lambda: config.EngineConfig(batch_wait_ms=-1), "batch_wait_ms must be a non-negative"),
+    (lambda: config.EngineConfig(compile=False, freeze=True), "engine.freeze applies to the compiled path"),
     (lambda: config.TrackingConfig(box_padding=5), "box_padding must be between 1.0 and 3.0"),
     (lambda: config.SmoothingConfig(min_cutoff_2d=0), "min_cutoff_2d must be a positive"),
     (lambda: config.SmoothingConfig(processes=1.5), "smoothing.processes must be a non-negative integer"),

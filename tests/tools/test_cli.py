@@ -119,6 +119,6 @@ def test_the_gpu_benchmark_names_its_paths_and_says_when_there_is_no_gpu():
     import torch
 
     unknown = wildpose("bench", "--gpu", "--paths", "compiled,frozen")
-    assert_one_line_error(unknown, "--paths: unknown ['frozen']", "compiled-unfrozen")
+    assert_one_line_error(unknown, "--paths: unknown ['frozen']", "compiled-frozen")
     if not torch.cuda.is_available():
         assert_one_line_error(wildpose("bench", "--gpu"), "needs a CUDA device", "--engine-only")
