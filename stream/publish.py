@@ -251,7 +251,6 @@ class _Inbox:
         self.pipes: list = []  # of the set in use, those not yet read to their end
         self.number = 0  # of the set in use, counting from 1
         self.taken = 0  # items taken from its pipes
-        self._turn = 0  # the pipe read first next time: one busy pipe cannot starve the others
 
     def get(self, timeout: float):
         """The next item, or None after `timeout` seconds."""
@@ -263,8 +262,9 @@ class _Inbox:
         ready = multiprocessing.connection.wait(self.pipes, timeout)
         if not ready:
             return None
-        self._turn = (self._turn + 1) % len(self.pipes)
-        pipe = min(ready, key=lambda p: (self.pipes.index(p) - self._turn) % len(self.pipes))
+        pipe = next(p for p in self.pipes if p in ready)
+        self.pipes.remove(pipe)
+        self.pipes.append(pipe)  # read last next time: one busy pipe cannot starve the others
         try:
             item = pipe.recv()
         except (EOFError, OSError):  # every writer is gone; a torn last message reads as OSError

@@ -76,6 +76,7 @@ class LinkDepths:
 
     QUEUES = ("preprocess->infer", "infer->smooth")  # frames; inference batches (lists of frames)
     PIPE = "smooth->publish"
+    _SENT = len(QUEUES)  # the first slot of what each smoothing process sent
 
     def __init__(self, array=None, *, pipes: int = 1) -> None:
         """`pipes`: one a smoothing process (a new array; an attached one already has its slots)."""
@@ -94,15 +95,15 @@ class LinkDepths:
                 self.array[index] = -1
 
     def count_sent(self, pipe: int = 0) -> None:
-        self.array[len(self.QUEUES) + pipe] += 1
+        self.array[self._SENT + pipe] += 1
 
     def restart_pipe(self) -> None:
         """Supervisor, before new smoothing processes start on new pipes."""
-        self.array[len(self.QUEUES):] = [0] * (len(self.array) - len(self.QUEUES))
+        self.array[self._SENT:] = [0] * (len(self.array) - self._SENT)
 
     def report(self, taken: int) -> dict[str, int]:
         depths = {name: self.array[i] for i, name in enumerate(self.QUEUES) if self.array[i] >= 0}
-        depths[self.PIPE] = max(0, sum(self.array[len(self.QUEUES):]) - taken)
+        depths[self.PIPE] = max(0, sum(self.array[self._SENT:]) - taken)
         return depths
 
 
