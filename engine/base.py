@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from wildpose.engine import frame_crops
 from wildpose.engine.metadata import EngineMetadata
 from wildpose.errors import InputError
 
@@ -76,6 +77,27 @@ class Backend(abc.ABC):
         check_crops(crops, self.input_size)
         return self._infer(crops_to_input(crops))
 
+    def frame_staging(self, nbytes: int) -> np.ndarray:
+        """A writable flat uint8 buffer of `nbytes` to read whole frames into before `infer_frames`
+        (reused between calls; pinned memory on a GPU, so each frame is uploaded asynchronously)."""
+        buffer = getattr(self, "_frame_staging_buffer", None)
+        if buffer is None or len(buffer) < nbytes:
+            buffer = self._frame_staging_buffer = np.empty(nbytes, np.uint8)
+        return buffer[:nbytes]
+
+    def infer_frames(self, frames: list[np.ndarray], affines: list[np.ndarray]) -> EngineOutput:
+        """Run the model on the person crops of whole frames: `frames[i]` uint8 RGB `(H, W, 3)`, its
+        people's frame -> crop maps `affines[i]` `(k, 2, 3)`; outputs in that order. Here the crops are
+        cut on the host (OpenCV); the torch backend cuts them where it runs (the GPU on CUDA)."""
+        total = check_frames(frames, affines)
+        crops = self.staging(total)
+        row = 0
+        for frame, maps in zip(frames, affines, strict=True):
+            for affine in maps:
+                frame_crops.cut_on_host(frame, affine, self.input_size, out=crops[row])
+                row += 1
+        return self.infer_crops(crops)
+
     @abc.abstractmethod
     def _infer(self, batch: np.ndarray) -> EngineOutput:
         """Backend-specific inference on an already checked, contiguous batch."""
@@ -105,6 +127,25 @@ def check_crops(crops: object, input_size: int) -> None:
             or crops.shape[0] < 1 or crops.shape[1:] != (input_size, input_size, 3):
         found = f"{crops.dtype} {crops.shape}" if isinstance(crops, np.ndarray) else type(crops).__name__
         raise InputError(f"engine crops must be {expected}, got {found}")
+
+
+def check_frames(frames: object, affines: object) -> int:
+    """Raise `InputError` unless `frames` are uint8 `(H, W, 3)` arrays with one `(k, 2, 3)` array of
+    crop maps each and at least one crop in all; returns the number of crops."""
+    if not isinstance(frames, (list, tuple)) or not isinstance(affines, (list, tuple)) \
+            or len(frames) != len(affines):
+        raise InputError("engine frames: give a list of frames and a list of crop maps, one per frame")
+    for frame, maps in zip(frames, affines, strict=True):
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            found = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise InputError(f"engine frames must be (H, W, 3) uint8 RGB, got {found}")
+        if not isinstance(maps, np.ndarray) or maps.ndim != 3 or maps.shape[1:] != (2, 3):
+            found = maps.shape if isinstance(maps, np.ndarray) else type(maps).__name__
+            raise InputError(f"engine crop maps must be (k, 2, 3) arrays, one per frame, got {found}")
+    total = sum(len(maps) for maps in affines)
+    if total < 1:
+        raise InputError("engine frames: no crop to cut (every frame's crop maps are empty)")
+    return total
 
 
 def check_batch(batch: object, input_size: int) -> None:

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from wildpose import __version__
-from wildpose.engine.base import Backend, EngineOutput, check_crops
+from wildpose.engine import frame_crops
+from wildpose.engine.base import Backend, EngineOutput, check_crops, check_frames
 from wildpose.engine.graph import DecodedPoseNet
 from wildpose.engine.metadata import EngineMetadata, sha256_file
 from wildpose.engine.torch_optimize import fold_batchnorm, precision_dtype
@@ -120,6 +121,24 @@ class TorchBackend(Backend):
             return super().infer_crops(crops)
         check_crops(crops, self.input_size)
         return EngineOutput(*self._runner.run("uint8", np.ascontiguousarray(crops)))
+
+    def frame_staging(self, nbytes: int) -> np.ndarray:
+        if self._runner is not None:
+            return self._runner.frame_staging(nbytes)
+        return super().frame_staging(nbytes)
+
+    def infer_frames(self, frames: list[np.ndarray], affines: list[np.ndarray]) -> EngineOutput:
+        """Crops cut with torch where the model runs: on CUDA each frame is uploaded once and its
+        people are cut on the GPU straight into the captured graph's input."""
+        check_frames(frames, affines)
+        if self._runner is not None:
+            return EngineOutput(*self._runner.run_frames(frames, affines))
+        with torch.inference_mode():
+            crops = torch.cat([frame_crops.cut_with_torch(torch.from_numpy(frame), maps, self.input_size)
+                               for frame, maps in zip(frames, affines, strict=True)])
+            image = crops.permute(0, 3, 1, 2).float().mul_(1.0 / 255.0).contiguous()
+            joints2d, conf, depth = self._graph(image)
+        return EngineOutput(joints2d.numpy(), conf.numpy(), depth.numpy())
 
     def close(self) -> None:
         self._graph = self._runner = None

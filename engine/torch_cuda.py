@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from wildpose.engine import frame_crops
 from wildpose.engine.cache import cache_dir
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class CudaGraphRunner:
         self.staging = torch.empty((self.batches[-1], input_size, input_size, 3), dtype=torch.uint8,
                                    pin_memory=True) if graphs else None
         self.staging_array = self.staging.numpy() if graphs else None
+        self._frame_staging: torch.Tensor | None = None  # pinned, for whole frames (`run_frames`)
 
     def prepare(self, kinds: tuple[str, ...] = ("uint8",)) -> float:
         """Compile and capture every batch size of `kinds` now (largest first, so smaller graphs reuse
@@ -111,6 +113,51 @@ class CudaGraphRunner:
         if len(parts) == 1:
             return tuple(parts[0])
         return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+
+    def frame_staging(self, nbytes: int) -> np.ndarray:
+        """A pinned flat uint8 buffer of at least `nbytes` to read whole frames into before
+        `run_frames` (reused; grown to the next power of two when too small)."""
+        if self._frame_staging is None or self._frame_staging.numel() < nbytes:
+            self._frame_staging = torch.empty(1 << max(nbytes - 1, 1).bit_length(), dtype=torch.uint8,
+                                              pin_memory=True)
+        return self._frame_staging.numpy()[:nbytes]
+
+    def run_frames(self, frames: list[np.ndarray], affines: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """(joints2d_crop, conf, depth) for the people of whole uint8 frames: each frame is uploaded
+        once (asynchronously when it lies in `frame_staging`'s pinned buffer) and its people's crops
+        are cut on the GPU into the uint8 graphs' input."""
+        with torch.cuda.stream(self.stream), torch.inference_mode():
+            crops = torch.cat([
+                frame_crops.cut_with_torch(torch.from_numpy(frame).to(self.device, non_blocking=self._pinned(frame)),
+                                           maps, self.input_size)
+                for frame, maps in zip(frames, affines, strict=True)])
+            if not self.use_graphs:
+                outputs = tuple(output.cpu().numpy() for output in self._forward("uint8", crops))
+        if not self.use_graphs:
+            return outputs
+        parts = []
+        largest = self.batches[-1]
+        for start in range(0, len(crops), largest):
+            chunk = crops[start:start + largest]
+            graph = self._graph("uint8", next(b for b in self.batches if b >= len(chunk)))
+            with torch.cuda.stream(self.stream), torch.inference_mode():
+                graph.device_input[:len(chunk)].copy_(chunk)
+                graph.graph.replay()
+                for host, device in zip(graph.host_outputs, graph.device_outputs, strict=True):
+                    host.copy_(device, non_blocking=True)
+            self.stream.synchronize()  # the staging buffer and the host outputs are reused next call
+            parts.append([host[:len(chunk)].numpy().copy() for host in graph.host_outputs])
+        if len(parts) == 1:
+            return tuple(parts[0])
+        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+
+    def _pinned(self, frame: np.ndarray) -> bool:
+        """Whether `frame` lies in the pinned frame staging buffer (so its upload can be asynchronous)."""
+        if self._frame_staging is None:
+            return False
+        start = self._frame_staging.data_ptr()
+        address = frame.__array_interface__["data"][0]
+        return start <= address and address + frame.nbytes <= start + self._frame_staging.numel()
 
     def time_on_device(self, batch: int, seconds: float) -> float:
         """Milliseconds per batch of `batch` uint8 crops already in GPU memory, timed with CUDA events

@@ -159,6 +159,9 @@ class EngineConfig:
     precision: str | None = None  # fp32/fp16/bf16 (torch), fp32/fp16/int8 (tensorrt); None: the backend's default
     compile: bool = True  # torch on CUDA: torch.compile + CUDA graphs (off: eager, for debugging)
     freeze: bool = False  # compiled torch on CUDA: inductor freezing (faster at large batches, slower starts)
+    # torch: person crops cut where the model runs (on CUDA: each frame uploaded once, crops cut on the
+    # GPU) instead of in each stream's preprocess process with OpenCV
+    device_crops: bool = False
     int8_calibration: str | None = None  # tensorrt int8: a video whose frames calibrate the engine
     max_batch: int = 8  # crops per inference call, across all sources
     batch_wait_ms: float = 2.0  # how long the first crop waits for others to fill a batch
@@ -181,6 +184,9 @@ class EngineConfig:
             raise ConfigError(f"engine.int8_calibration file not found: {self.int8_calibration}")
         if self.freeze and not self.compile:
             raise ConfigError("engine.freeze applies to the compiled path: drop --no-compile or --freeze")
+        if self.device_crops and self.backend not in ("torch", "auto"):  # auto: checked again once resolved
+            raise ConfigError(f"engine.device_crops cuts crops with the torch backend, not {self.backend}: "
+                              "add --backend torch or drop --device-crops")
         if self.threads is not None:
             _positive("engine", "threads", self.threads, integer=True)
         _positive("engine", "max_batch", self.max_batch, integer=True)

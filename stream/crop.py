@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from wildpose.engine import frame_crops
 from wildpose.engine.base import crops_to_input
 
 # Context around a person's tight box: the reference crops MPII at 1.25 x its scale box.
@@ -40,9 +41,9 @@ def box_to_affine(box: np.ndarray, size: int) -> np.ndarray:
 
 
 def cut(frame: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
-    """`(size, size, 3)` uint8 crop of an `(H, W, 3)` uint8 frame; outside the frame is black."""
-    return cv2.warpAffine(frame, affine, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    """`(size, size, 3)` uint8 crop of an `(H, W, 3)` uint8 frame; outside the frame is black (the
+    engine's `frame_crops` holds the one definition, which inference can also run on its device)."""
+    return frame_crops.cut_on_host(frame, affine, size)
 
 
 to_model_input = crops_to_input  # `(N, S, S, 3)` uint8 -> `(N, 3, S, S)` float32 in [0, 1]

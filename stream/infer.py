@@ -14,6 +14,8 @@ import queue
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from wildpose.errors import EngineUnreachableError, WildPoseError
 from wildpose.stream import process
 from wildpose.stream.config import EngineConfig
@@ -74,7 +76,8 @@ def main(args: InferArgs, in_queue, out_queues: list, counters_arrays, stop_even
                 first = in_queue.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
-            batch = _run(engine, _gather(in_queue, first, args.engine.max_batch, wait_s), rings, counters, outage)
+            batch = _run(engine, _gather(in_queue, first, args.engine.max_batch, wait_s), rings, counters, outage,
+                         args.engine.device_crops)
             ended.update(item.stream for item in batch if isinstance(item, EndOfStream))
             # a batch in one message (a smoothing process's part of it): one pickle and one queue
             # hand-off instead of one per frame
@@ -157,30 +160,19 @@ class _Outage:
 
 
 def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters],
-         outage: _Outage) -> list:
+         outage: _Outage, device_crops: bool = False) -> list:
     """Infer every person of every ticket in one engine call and attach the outputs.
 
-    Crops are copied from the rings straight into the engine's staging buffer (pinned memory on a
-    GPU). Returns the batch, in order, without tickets whose crops were overwritten before they could
-    be read (each counted as a `crop_overrun` drop) or that a remote engine did not answer for
-    (`engine_unreachable`).
+    Crops (or, with `device_crops`, whole frames) are copied from the rings straight into the engine's
+    staging buffer (pinned memory on a GPU). Returns the batch, in order, without tickets whose crops
+    were overwritten before they could be read (each counted as a `crop_overrun` drop) or that a
+    remote engine did not answer for (`engine_unreachable`).
     """
-    rows = sum(len(item.people) for item in batch if isinstance(item, FrameTicket))
-    staging = engine.staging(rows) if rows else None
-    kept, owners, filled = [], [], 0
-    for item in batch:
-        if isinstance(item, FrameTicket) and item.people:
-            shape = rings[item.stream].read_into(item.crop_seq, staging[filled:])
-            if shape is None or shape[0] != len(item.people):
-                counters[item.stream].add("drop_crop_overrun")
-                continue
-            owners.append(item)
-            filled += shape[0]
-        kept.append(item)
-    if filled:
+    kept, owners, run = (_read_frames if device_crops else _read_crops)(engine, batch, rings, counters)
+    if owners:
         while True:
             try:
-                out = engine.infer_crops(staging[:filled])
+                out = run()
                 break
             except EngineUnreachableError as error:
                 if outage.should_wait(error, owners):
@@ -204,3 +196,41 @@ def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Co
             item.times["infer"] = now
             counters[item.stream].add("inferred")
     return kept
+
+
+def _read_crops(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters]):
+    """(kept items, tickets with people, the engine call) with every ticket's crops in the staging buffer."""
+    rows = sum(len(item.people) for item in batch if isinstance(item, FrameTicket))
+    staging = engine.staging(rows) if rows else None
+    kept, owners, filled = [], [], 0
+    for item in batch:
+        if isinstance(item, FrameTicket) and item.people:
+            shape = rings[item.stream].read_into(item.crop_seq, staging[filled:])
+            if shape is None or shape[0] != len(item.people):
+                counters[item.stream].add("drop_crop_overrun")
+                continue
+            owners.append(item)
+            filled += shape[0]
+        kept.append(item)
+    return kept, owners, lambda: engine.infer_crops(staging[:filled])
+
+
+def _read_frames(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters]):
+    """(kept items, tickets with people, the engine call) with the frames of the tickets with people in
+    the engine's frame staging buffer, for the engine to cut their crops."""
+    owners_bytes = sum(rings[item.stream].spec.slot_bytes for item in batch
+                       if isinstance(item, FrameTicket) and item.people)
+    staging = engine.frame_staging(owners_bytes) if owners_bytes else None
+    kept, owners, frames, affines, filled = [], [], [], [], 0
+    for item in batch:
+        if isinstance(item, FrameTicket) and item.people:
+            frame = rings[item.stream].read_flat_into(item.crop_seq, staging[filled:])
+            if frame is None or frame.ndim != 3:
+                counters[item.stream].add("drop_crop_overrun")
+                continue
+            owners.append(item)
+            frames.append(frame)
+            affines.append(np.stack([person.affine for person in item.people]))
+            filled += frame.nbytes
+        kept.append(item)
+    return kept, owners, lambda: engine.infer_frames(frames, affines)

@@ -2,7 +2,8 @@
 
 It takes tickets from capture's pipe, reads each frame from the source's frame ring, asks the
 `RegionTracker` where the people are (previous pose, or the detector), cuts square crops at the
-model's input size into the crop ring and passes the ticket to inference. In realtime mode only the
+model's input size into the crop ring and passes the ticket to inference (with `device_crops` it puts
+the whole frame there instead, and inference cuts the crops where its model runs). In realtime mode only the
 newest waiting ticket is processed and the others are counted as `stale` drops. Pose feedback from
 the smoothing stage arrives on its own queue.
 """
@@ -44,6 +45,7 @@ class PreprocessArgs:
     # call, so dozens of streams with a full pool each starve the single-process stages.
     cv_threads: int = 0  # 0: OpenCV's default
     first_track_id: int = 1  # after a restart: the next id of the process before, so no id is reused
+    device_crops: bool = False  # inference cuts the crops where its model runs: hand over the whole frame
 
 
 def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_array, stop_event, control_queue,
@@ -83,8 +85,11 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
             counters.set("next_track_id", tracker.next_id)
             quiet.observe(bool(ticket.people))
             if ticket.people:
-                batch = np.stack([crop.cut(frame, person.affine, args.input_size) for person in ticket.people])
-                crops.write(crop_seq, batch)
+                if args.device_crops:
+                    crops.write(crop_seq, frame)
+                else:
+                    crops.write(crop_seq, np.stack([crop.cut(frame, person.affine, args.input_size)
+                                                    for person in ticket.people]))
                 ticket.crop_seq = crop_seq
                 crop_seq += 1
             ticket.times["preprocess"] = time.monotonic()

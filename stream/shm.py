@@ -93,6 +93,19 @@ class SlotRing:
             return None
         return shape
 
+    def read_flat_into(self, seq: int, out: np.ndarray) -> np.ndarray | None:
+        """Copy the array stored under `seq` into the start of the flat uint8 buffer `out` (whole
+        frames read straight into an engine's pinned staging); returns that part of `out` shaped as
+        stored, or None if the slot was overwritten or the array does not fit."""
+        shape = self._stored_shape(seq)
+        if shape is None or int(np.prod(shape)) > out.size:
+            return None
+        view = out[:int(np.prod(shape))].reshape(shape)
+        view[...] = self._data(seq % self.spec.slots, shape)
+        if self._header(seq % self.spec.slots)[0] != seq:
+            return None
+        return view
+
     def _stored_shape(self, seq: int) -> tuple[int, ...] | None:
         header = self._header(seq % self.spec.slots)
         if header[1] != seq:

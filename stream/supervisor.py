@@ -182,8 +182,10 @@ class Pipeline:
         for index, source in enumerate(config.sources):
             width, height = sizes[source.stream_id]
             frame_ring = SlotRing.create(f"{prefix}_{index}_f", frame_slots, width * height * 3)
-            crop_ring = SlotRing.create(f"{prefix}_{index}_c", crop_slots,
-                                        config.tracking.max_people * self.input_size ** 2 * 3)
+            # with crops cut on the device, preprocess hands over the whole frame in this ring instead
+            crop_bytes = width * height * 3 if config.engine.device_crops \
+                else config.tracking.max_people * self.input_size ** 2 * 3
+            crop_ring = SlotRing.create(f"{prefix}_{index}_c", crop_slots, crop_bytes)
             rings += [frame_ring, crop_ring]
             self.frame_rings[source.stream_id], self.crop_rings[source.stream_id] = frame_ring.spec, crop_ring.spec
         handover_in, self.handover = ctx.Pipe(duplex=False)
@@ -270,7 +272,8 @@ class Pipeline:
                                               self.input_size, config.tracking, self.detector,
                                               latest_only=not source.every_frame,
                                               cv_threads=max(1, (os.cpu_count() or 1) // len(config.sources)),
-                                              first_track_id=max(1, self.counters[stream].get("next_track_id"))),
+                                              first_track_id=max(1, self.counters[stream].get("next_track_id")),
+                                              device_crops=self.engine.device_crops),
                     stages.capture_pipes[stream][0], to_infer, feedback[stream], self.arrays[stream], self.stop,
                     self.control, *self.common))
             self._start(process)

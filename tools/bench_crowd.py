@@ -78,14 +78,15 @@ def crowd_clip(people: int, source: Path = DEFAULT_CLIP) -> Path:
 
 
 def run_crowds(detector: Path = DEFAULT_DETECTOR, model: str | None = None, frames: int = 130,
-               source: Path = DEFAULT_CLIP) -> tuple[list[CrowdBenchRow], str]:
+               source: Path = DEFAULT_CLIP, run_args: tuple[str, ...] = ()) -> tuple[list[CrowdBenchRow], str]:
+    """`run_args`: more `wildpose run` options for every run (e.g. `--backend torch --device-crops`)."""
     if not Path(detector).is_file():
         raise ConfigError(f"the crowd benchmark needs a YOLOX file: {detector} not found (--detector PATH)")
     rows, weights = [], "unknown weights"
     for people in CROWDS:
         clip = crowd_clip(people, source)
-        throughput, weights = _run(clip, detector, model, people, every_frame=True, count=frames)
-        paced, _ = _run(clip, detector, model, people, every_frame=False, count=65)
+        throughput, weights = _run(clip, detector, model, people, every_frame=True, count=frames, run_args=run_args)
+        paced, _ = _run(clip, detector, model, people, every_frame=False, count=65, run_args=run_args)
         span = throughput[-1].t_publish - throughput[0].t_publish
         rate = (len(throughput) - 1) / span
         found = float(np.mean([len(p.people) for p in throughput]))
@@ -98,11 +99,11 @@ def run_crowds(detector: Path = DEFAULT_DETECTOR, model: str | None = None, fram
 
 
 def _run(clip: Path, detector: Path, model: str | None, people: int, every_frame: bool,
-         count: int) -> tuple[list[PoseMessage], str]:
+         count: int, run_args: tuple[str, ...] = ()) -> tuple[list[PoseMessage], str]:
     endpoint = f"ipc://{tempfile.gettempdir()}/wildpose-crowd-{os.getpid()}.sock"
     command = [sys.executable, "-m", "wildpose.tools.cli", "run", "--source", f"crowd{people}={clip}",
                "--detector", str(detector), "--publish", endpoint, "--wait-subscribers", "1", "--loop",
-               "--detect-every", "1", "--max-people", str(max(CROWDS))]
+               "--detect-every", "1", "--max-people", str(max(CROWDS)), *run_args]
     if model:
         command += ["--model", model]
     if every_frame:

@@ -48,6 +48,7 @@ class StreamsBenchConfig:
     precision: str | None = None
     max_batch: int = 64
     p95_limit_ms: float = 100.0
+    device_crops: bool = False  # torch: crops cut where the model runs (`wildpose run --device-crops`)
 
     def __post_init__(self) -> None:
         if not self.counts or any(n < 1 for n in self.counts):
@@ -135,6 +136,8 @@ def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
         command += ["--model", config.model]
     if config.precision:
         command += ["--precision", config.precision]
+    if config.device_crops:
+        command.append("--device-crops")
     poses: list[PoseMessage] = []
     stats: dict[str, StatsMessage] = {}
     queue_peaks: dict[str, int] = {}

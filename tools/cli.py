@@ -116,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="--gpu: fp16, bf16, fp32 (int8 for tensorrt) (default fp16)")
     bench.add_argument("--restarts", type=int, default=1,
                        help="--gpu: start the compiled path again N times, reading the compile cache (default 1)")
-    bench.add_argument("--backend", default="auto", help="--streams: the pipeline's backend (default auto)")
+    bench.add_argument("--backend", help="--streams, --crowd: the pipeline's backend (default auto)")
+    bench.add_argument("--device-crops", action="store_true",
+                       help="--streams, --crowd: the pipeline cuts person crops where the model runs (torch; "
+                            "on CUDA, the GPU) instead of in each stream's preprocess process")
     bench.add_argument("--max-batch", type=int, default=64, help="--streams: crops per inference call (default 64)")
     bench.add_argument("--backends", type=_csv(str), default=("onnxruntime", "torch"),
                        help="engine-only: comma-separated backends (default onnxruntime,torch)")
@@ -258,7 +261,9 @@ def _bench(args: argparse.Namespace) -> int:
 
         rows, weights = bench_crowd.run_crowds(
             detector=Path(args.detector) if args.detector else bench_crowd.DEFAULT_DETECTOR, model=args.model,
-            source=Path(args.source) if args.source else bench_crowd.DEFAULT_CLIP)
+            source=Path(args.source) if args.source else bench_crowd.DEFAULT_CLIP,
+            run_args=(*(("--backend", args.backend) if args.backend else ()),
+                      *(("--device-crops",) if args.device_crops else ())))
         print(bench_crowd.format_table(rows, weights))
         if args.json:
             bench.write_json(rows, args.json)
@@ -305,8 +310,8 @@ def _bench(args: argparse.Namespace) -> int:
         from wildpose.tools import bench_streams
 
         rows, clip = bench_streams.run_streams(bench_streams.StreamsBenchConfig(
-            counts=args.streams, source=args.source, model=args.model, backend=args.backend,
-            max_batch=args.max_batch))
+            counts=args.streams, source=args.source, model=args.model, backend=args.backend or "auto",
+            max_batch=args.max_batch, device_crops=args.device_crops))
         print(bench_streams.format_table(rows, clip))
         if args.json:
             bench.write_json(rows, args.json)

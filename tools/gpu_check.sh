@@ -6,7 +6,8 @@
 #   WHEELS=.carry/wheels STREAMS_SOURCE=clip-640x480.mp4 CROWD_SOURCE=pose_squats.mp4 \
 #   CROWD_DETECTOR=yolox_nano.onnx STEPS="bench tests streams crowd" bash tools/gpu_check.sh
 # Also: COUNTS (streams), BENCH_BATCH, BENCH_PATHS (e.g. eager,compiled,compiled-frozen), BENCH_RESTARTS,
-# and each step's time limit in seconds: BENCH_S, TESTS_S, STREAMS_S, CROWD_S.
+# CROPS (streams and crowd once per mode: host, the default, and/or device: crops cut on the GPU,
+# `--device-crops`), and each step's time limit in seconds: BENCH_S, TESTS_S, STREAMS_S, CROWD_S (per mode).
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$PWD/gpu-check}"; mkdir -p "$OUT"
@@ -32,18 +33,28 @@ tests() {
     > "$OUT/tests.txt" 2>&1
   step "GPU tests exit $?"; grep -E "^E |FAILED|passed|failed|SKIPPED" "$OUT/tests.txt" | cut -c1-300 | tail -12
 }
+crops_args() { [ "$1" = device ] && echo "--backend torch --device-crops"; }
 streams() {
-  local paper
+  local paper mode
   paper=$(python3 -c "from wildpose.engine import default_model; print(default_model.untrained_checkpoint('paper', 0))")
-  timeout -k 10 "${STREAMS_S:-200}" python3 -m wildpose.tools.cli bench --streams "${COUNTS:-16,32,48}" \
-    ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --model "$paper" --json "$OUT/streams.json" \
-    > "$OUT/streams.md" 2> "$OUT/streams.log"
-  step "streams exit $?"; cat "$OUT/streams.md"; cp "$WILDPOSE_CACHE"/bench/streams-*.log "$OUT/" 2>/dev/null
+  for mode in ${CROPS:-host}; do
+    # shellcheck disable=SC2046  # the crop options are separate words
+    timeout -k 10 "${STREAMS_S:-200}" python3 -m wildpose.tools.cli bench --streams "${COUNTS:-16,32,48}" \
+      ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --model "$paper" $(crops_args "$mode") \
+      --json "$OUT/streams-$mode.json" > "$OUT/streams-$mode.md" 2> "$OUT/streams-$mode.log"
+    step "streams ($mode crops) exit $?"; cat "$OUT/streams-$mode.md"
+    mkdir -p "$OUT/streams-$mode-logs"; cp "$WILDPOSE_CACHE"/bench/streams-*.log "$OUT/streams-$mode-logs/" 2>/dev/null
+  done
 }
 crowd() {
-  timeout -k 10 "${CROWD_S:-300}" python3 -m wildpose.tools.cli bench --crowd ${CROWD_SOURCE:+--source "$CROWD_SOURCE"} \
-    ${CROWD_DETECTOR:+--detector "$CROWD_DETECTOR"} --json "$OUT/crowd.json" > "$OUT/crowd.md" 2> "$OUT/crowd.log"
-  step "crowd exit $?"; cat "$OUT/crowd.md"
+  local mode
+  for mode in ${CROPS:-host}; do
+    # shellcheck disable=SC2046
+    timeout -k 10 "${CROWD_S:-300}" python3 -m wildpose.tools.cli bench --crowd ${CROWD_SOURCE:+--source "$CROWD_SOURCE"} \
+      ${CROWD_DETECTOR:+--detector "$CROWD_DETECTOR"} $(crops_args "$mode") --json "$OUT/crowd-$mode.json" \
+      > "$OUT/crowd-$mode.md" 2> "$OUT/crowd-$mode.log"
+    step "crowd ($mode crops) exit $?"; cat "$OUT/crowd-$mode.md"
+  done
 }
 for name in ${STEPS:-bench tests streams crowd}; do "$name"; done
 # At most 8 files come back from a lent machine: the tables stay loose, everything else goes in one archive.

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from wildpose.engine import EngineOutput, cuda_buffers, default_model, load, loader
+from wildpose.engine import EngineOutput, cuda_buffers, default_model, frame_crops, load, loader
 from wildpose.engine.graph import DecodedPoseNet
 from wildpose.engine.tensorrt_build import EngineKey, cached_engine
 from wildpose.engine.torch_optimize import fold_batchnorm
@@ -148,6 +148,43 @@ def test_the_compiled_cuda_path_in_fp16_matches_onnxruntime(reference):
         errors["float32 x24"] = parity_errors(expected, engine.infer(crop.to_model_input(crops)))
     report = ", ".join(f"{k}: {e2d:.3f} px / {ed:.1e}" for k, (e2d, ed) in errors.items())
     assert all(e2d <= FP16_2D_TOLERANCE_PX and ed <= 1e-2 for e2d, ed in errors.values()), report
+
+
+@needs_cuda
+@pytest.mark.parametrize("compiled", [True, False])
+def test_crops_cut_on_the_gpu_match_the_cpu_and_run_through_the_same_network(compiled):
+    """`infer_frames` on CUDA: frames uploaded (from the pinned frame staging, as the pipeline reads
+    them, or from anywhere), crops cut there, run through the captured graphs (70 people: more than
+    the largest graph, so in two parts) or eagerly."""
+    with av.open(str(democlip.BUNDLED_CLIP)) as container:
+        decoded = container.decode(video=0)
+        frames = [next(decoded).to_ndarray(format="rgb24") for _ in range(3)]
+    height, width = frames[0].shape[:2]
+    with load(default_model.BUNDLED_CHECKPOINT, "torch", device="cuda", compile=compiled) as engine:
+        size = engine.input_size
+        boxes = [crop.full_frame_box(width, height), np.array([width * 0.3, 10.0, width * 0.7, height - 10.0]),
+                 np.array([-50.0, -50.0, width * 0.4, height * 0.5])]
+        people = np.stack([crop.box_to_affine(crop.square_box(box, 1.25), size) for box in boxes])
+        per_frame = [np.concatenate([people] * 8), people[:1], np.concatenate([people] * 15)[:45]]  # 24 + 1 + 45
+        gpu_crops = np.concatenate([frame_crops.cut_with_torch(torch.from_numpy(frame).cuda(), maps, size).cpu().numpy()
+                                    for frame, maps in zip(frames, per_frame, strict=True)])
+        cpu_crops = np.concatenate([frame_crops.cut_with_torch(torch.from_numpy(frame), maps, size).numpy()
+                                    for frame, maps in zip(frames, per_frame, strict=True)])
+        difference = np.abs(gpu_crops.astype(int) - cpu_crops.astype(int))
+        assert difference.max() <= 1 and difference.mean() < 0.01
+        expected = engine.infer_crops(gpu_crops)
+        staging = engine.frame_staging(sum(frame.nbytes for frame in frames))
+        staged, offset = [], 0
+        for frame in frames:
+            view = staging[offset:offset + frame.nbytes].reshape(frame.shape)
+            view[...] = frame
+            staged.append(view)
+            offset += frame.nbytes
+        for given in (frames, staged):
+            got = engine.infer_frames(given, per_frame)
+            assert got.depth.shape == (70, 16)
+            for name in ("joints2d_crop", "conf", "depth"):
+                np.testing.assert_allclose(getattr(got, name), getattr(expected, name), atol=1e-3)
 
 
 @needs_tensorrt

@@ -1,5 +1,7 @@
 """The run configuration: sources by kind, ids, file and flags merged, everything checked."""
 
+import dataclasses
+
 import pytest
 
 from wildpose.errors import ConfigError
@@ -70,6 +72,9 @@ def test_configs_are_frozen():
     (lambda: config.SourceConfig(url="0", stream_id="s", loop=True), "--loop applies to files only"),
     (lambda: config.EngineConfig(batch_wait_ms=-1), "batch_wait_ms must be a non-negative"),
     (lambda: config.EngineConfig(compile=False, freeze=True), "engine.freeze applies to the compiled path"),
+    (lambda: config.EngineConfig(device_crops=True, backend="tensorrt"), "device_crops cuts crops with the torch"),
+    # `auto` is checked again once it is resolved (on a machine without a GPU, to onnxruntime)
+    (lambda: dataclasses.replace(config.EngineConfig(device_crops=True), backend="onnxruntime"), "not onnxruntime"),
     (lambda: config.TrackingConfig(box_padding=5), "box_padding must be between 1.0 and 3.0"),
     (lambda: config.SmoothingConfig(min_cutoff_2d=0), "min_cutoff_2d must be a positive"),
     (lambda: config.SmoothingConfig(processes=1.5), "smoothing.processes must be a non-negative integer"),

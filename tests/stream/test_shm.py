@@ -40,6 +40,20 @@ def test_crops_can_be_read_straight_into_a_buffer_after_others(ring):
     assert ring.read_into(3, buffer) is None
 
 
+def test_whole_frames_can_be_read_one_after_another_into_a_flat_buffer(ring):
+    frames = [np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8) for seed in (2, 3)]
+    ring.write(0, frames[0])
+    ring.write(1, frames[1][:24])  # frames of a stream may change size
+    staging = np.zeros(2 * frames[0].nbytes, np.uint8)
+    first = ring.read_flat_into(0, staging)
+    second = ring.read_flat_into(1, staging[first.nbytes:])
+    assert np.array_equal(first, frames[0]) and np.array_equal(second, frames[1][:24])
+    assert np.shares_memory(first, staging) and np.shares_memory(second, staging)
+    assert ring.read_flat_into(0, staging[:100]) is None  # does not fit
+    ring.write(3, frames[1])  # laps seq 0
+    assert ring.read_flat_into(0, staging) is None
+
+
 def test_an_overwritten_slot_reads_as_none(ring):
     ring.write(1, np.zeros((4, 4), np.uint8))
     ring.write(4, np.ones((4, 4), np.uint8))  # 4 % 3 == 1: laps seq 1

@@ -79,6 +79,8 @@ def test_export_then_bench_a_preset(tmp_path):
     (["demo", "--model", "/no/such/model.onnx"], ["model file not found", "/no/such/model.onnx"]),
     (["run", "--source", "x.mp4", "--precision", "int8"], ["int8 needs engine.int8_calibration"]),
     (["run", "--source", "x.mp4", "--model", "/no/such.onnx"], ["model file not found"]),
+    (["run", "--source", "x.mp4", "--device-crops", "--backend", "onnxruntime"],
+     ["device_crops cuts crops with the torch backend, not onnxruntime", "--backend torch"]),
     (["bench", "--engine-only", "--backends", "nope"], ["--backends: unknown ['nope']"]),
     (["bench", "--engine-only", "--batch", "x"], ["--batch", "comma-separated list"]),
     (["bench"], ["--engine-only"]),
