@@ -173,8 +173,6 @@ def _demo(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from wildpose.engine import loader
-    from wildpose.engine.export import DEFAULT_OPSET, export_onnx
     from wildpose.errors import ConfigError
 
     if args.triton_repo is not None:
@@ -183,6 +181,9 @@ def _export(args: argparse.Namespace) -> int:
         raise ConfigError("give -o FILE.onnx (or --triton-repo DIR for a Triton model repository)")
     if (args.checkpoint is None) == (args.preset is None):
         raise ConfigError("give either a checkpoint or --preset NAME --init-seed N, not both or neither")
+    from wildpose.engine import loader  # PyTorch: after the checks
+    from wildpose.engine.export import DEFAULT_OPSET, export_onnx
+
     source = args.checkpoint
     if args.preset is not None:
         if args.init_seed is None:

@@ -84,9 +84,9 @@ def _train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from wildpose.errors import ConfigError
-    from wildpose.training import train_config, trainer
+    from wildpose.training import train_config
 
-    config = train_config.load(args.config)
+    config = train_config.load(args.config)  # checked before PyTorch is imported: a bad config fails fast
     overrides = {}
     if args.output:
         overrides["output"] = str(Path(args.output).resolve())
@@ -98,6 +98,8 @@ def _train(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, **overrides)
     if args.stop_at_step is not None and args.stop_at_step < 1:
         raise ConfigError(f"--stop-at-step must be >= 1, got {args.stop_at_step}")
+    from wildpose.training import trainer
+
     result = trainer.train(config, resume=args.resume, stop_at_step=args.stop_at_step)
     if result.rank == 0:
         print(f"{'finished' if result.finished else 'stopped'} after {result.position.global_step} steps: "
@@ -135,7 +137,6 @@ def _eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from wildpose.errors import ConfigError
-    from wildpose.training import checkpoint, datasets, distributed, evaluate
 
     if args.tracking:
         return _eval_tracking(args)
@@ -144,6 +145,8 @@ def _eval(args: argparse.Namespace) -> int:
     configs = _datasets(args)
     if args.save_predictions and len(configs) != 1:
         raise ConfigError("--save-predictions needs exactly one dataset")
+    from wildpose.training import checkpoint, datasets, distributed, evaluate  # PyTorch: after the checks
+
     rows: dict[str, dict[str, float]] = {}
     if args.predictions:
         joints2d, pose = evaluate.load_predictions(args.predictions)

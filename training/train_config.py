@@ -17,8 +17,7 @@ from typing import Any
 from wildpose.errors import ConfigError
 from wildpose.training.datasets import DatasetConfig
 from wildpose.training.datasets.augment import AugmentConfig
-from wildpose.training.datasets.targets import REFERENCE_SIGMA
-from wildpose.training.models.config import ModelConfig, preset
+from wildpose.training.models.config import REFERENCE_SIGMA, ModelConfig, preset
 
 
 def _known(section: str, cls: type, values: Any, extra: tuple[str, ...] = ()) -> dict[str, Any]:

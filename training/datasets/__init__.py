@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wildpose.errors import ConfigError
 from wildpose.training.datasets.augment import AugmentConfig
-from wildpose.training.datasets.sample import PoseDataset
-from wildpose.training.datasets.targets import REFERENCE_SIGMA
+from wildpose.training.models.config import REFERENCE_SIGMA
+
+if TYPE_CHECKING:  # the datasets themselves need PyTorch; configs are read without it
+    from wildpose.training.datasets.sample import PoseDataset
 
 FORMATS = ("h36m", "mpii", "mpi_inf_3dhp", "folder", "synthpose")
 _NEEDS_IMAGES = ("h36m", "mpi_inf_3dhp")

@@ -13,11 +13,11 @@ import torch
 
 from wildpose.training import joints
 from wildpose.training.heatmaps import crop_to_heatmap
+from wildpose.training.models.config import REFERENCE_SIGMA
 
 # paper-facts.md, "Losses": a 7x7 window (radius 3) with sigma ~1.75 px on a 64x64 heatmap. Smaller
 # heatmaps (the realtime and tiny presets) scale both with the heatmap side.
 REFERENCE_HEATMAP_SIZE = 64
-REFERENCE_SIGMA = 1.75
 REFERENCE_RADIUS = 3
 _DEGENERATE_BONES = 1e-6  # summed x,y bone length (mm) below which a 3D pose has no usable scale
 

@@ -14,6 +14,9 @@ from wildpose.errors import ConfigError
 from wildpose.training import joints
 
 HEATMAP_STRIDE = 4  # the stem's 7x7/2 conv and its maxpool: 256 px input -> 64 px heatmaps
+# paper-facts.md, "Losses": the target heatmaps' Gaussian, sigma ~1.75 px on a 64x64 heatmap (scaled
+# with the heatmap side: datasets/targets.py). Here so training configs load without PyTorch.
+REFERENCE_SIGMA = 1.75
 
 
 @dataclass(frozen=True)
