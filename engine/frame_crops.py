@@ -5,7 +5,8 @@ it), with pixel centres at integers in both images and black outside the frame. 
 normally cuts crops on the host, in each stream's preprocess process, and ships them to inference;
 with crops cut on the device, each frame is uploaded once and every person's crop is a bilinear
 `grid_sample` of it on the GPU, rounded to uint8 as OpenCV's output is, so both paths feed the network
-the same pixels (within a grey level: OpenCV interpolates with 1/32-pixel fixed-point weights).
+the same pixels but for a grey level here and there (OpenCV interpolates with 1/32-pixel fixed-point
+weights; tests/engine/test_frame_crops.py measures how close).
 """
 
 from __future__ import annotations
