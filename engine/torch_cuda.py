@@ -95,24 +95,14 @@ class CudaGraphRunner:
         """(joints2d_crop, conf, depth) float32 for a float32 NCHW or uint8 NHWC batch."""
         if not self.use_graphs:
             return self._run_eager(kind, batch)
-        parts = []
-        largest = self.batches[-1]
-        for start in range(0, len(batch), largest):
-            chunk = batch[start:start + largest]
-            size = next(b for b in self.batches if b >= len(chunk))
-            graph = self._graph(kind, size)
+
+        def upload(graph: _Graph, start: int, stop: int) -> None:
+            chunk = batch[start:stop]
             if not (kind == "uint8" and start == 0 and _same_memory(chunk, self.staging_array)):
                 graph.host_input[:len(chunk)].copy_(torch.from_numpy(chunk))
-            with torch.cuda.stream(self.stream), torch.inference_mode():
-                graph.device_input.copy_(graph.host_input, non_blocking=True)
-                graph.graph.replay()
-                for host, device in zip(graph.host_outputs, graph.device_outputs, strict=True):
-                    host.copy_(device, non_blocking=True)
-            self.stream.synchronize()
-            parts.append([host[:len(chunk)].numpy().copy() for host in graph.host_outputs])
-        if len(parts) == 1:
-            return tuple(parts[0])
-        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+            graph.device_input.copy_(graph.host_input, non_blocking=True)
+
+        return self._replay_in_parts(kind, len(batch), upload)
 
     def frame_staging(self, nbytes: int) -> np.ndarray:
         """A pinned flat uint8 buffer of at least `nbytes` to read whole frames into before
@@ -135,18 +125,28 @@ class CudaGraphRunner:
                 outputs = tuple(output.cpu().numpy() for output in self._forward("uint8", crops))
         if not self.use_graphs:
             return outputs
+
+        def place(graph: _Graph, start: int, stop: int) -> None:
+            graph.device_input[:stop - start].copy_(crops[start:stop])
+
+        return self._replay_in_parts("uint8", len(crops), place)
+
+    def _replay_in_parts(self, kind: str, rows: int, fill) -> tuple[np.ndarray, ...]:
+        """Replay the `kind` graphs over `rows` rows, at most the largest captured batch at a time (each
+        part padded up to the next captured size); `fill(graph, start, stop)` puts rows [start, stop)
+        into the graph's device input on the runner's stream. Returns the outputs' rows, in order."""
         parts = []
         largest = self.batches[-1]
-        for start in range(0, len(crops), largest):
-            chunk = crops[start:start + largest]
-            graph = self._graph("uint8", next(b for b in self.batches if b >= len(chunk)))
+        for start in range(0, rows, largest):
+            stop = min(rows, start + largest)
+            graph = self._graph(kind, next(b for b in self.batches if b >= stop - start))
             with torch.cuda.stream(self.stream), torch.inference_mode():
-                graph.device_input[:len(chunk)].copy_(chunk)
+                fill(graph, start, stop)
                 graph.graph.replay()
                 for host, device in zip(graph.host_outputs, graph.device_outputs, strict=True):
                     host.copy_(device, non_blocking=True)
-            self.stream.synchronize()  # the staging buffer and the host outputs are reused next call
-            parts.append([host[:len(chunk)].numpy().copy() for host in graph.host_outputs])
+            self.stream.synchronize()  # the host buffers are reused by the next part and the next call
+            parts.append([host[:stop - start].numpy().copy() for host in graph.host_outputs])
         if len(parts) == 1:
             return tuple(parts[0])
         return tuple(np.concatenate(column) for column in zip(*parts, strict=True))

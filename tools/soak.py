@@ -227,17 +227,14 @@ def _report(samples: list[Sample], poses: int) -> SoakReport:
     rows, leaks = [], []
     for name in sorted(end.rss_mb, key=lambda n: (n != "supervisor", n)):
         lives = _lives(samples, name)
-        judged = None
+        newest = lives[-1]
+        row = ProcessRow(name, None, None, _peak(newest, name), None, newest[-1].fds[name])  # not judged
         for life in lives:
             verdict = _judge(name, life, born_with_run=life[0] is samples[0])
             if verdict is not None:
-                row, life_leaks = verdict
-                judged = row
+                row, life_leaks = verdict  # the row shows the newest life judged
                 leaks.extend(life_leaks)
-        newest = lives[-1]
-        if judged is None:
-            judged = ProcessRow(name, None, None, _peak(newest, name), None, newest[-1].fds[name])
-        rows.append(dataclasses.replace(judged, lives=len(lives)))
+        rows.append(dataclasses.replace(row, lives=len(lives)))
     return SoakReport(seconds=end.t, poses=poses, rows=rows, leaks=leaks)
 
 
