@@ -9,6 +9,7 @@ instead of deep inside a runtime.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -31,12 +32,30 @@ class EngineOutput(NamedTuple):
     depth: np.ndarray
 
 
+class Pending:
+    """A submitted batch: `result()` waits for its `EngineOutput` (once)."""
+
+    def __init__(self, collect: Callable[[], EngineOutput]) -> None:
+        self._collect = collect
+
+    @classmethod
+    def finished(cls, output: EngineOutput) -> Pending:
+        return cls(lambda: output)
+
+    def result(self) -> EngineOutput:
+        return self._collect()
+
+
 class Backend(abc.ABC):
     """A loaded model that turns `(N, 3, S, S)` float32 RGB crops in [0, 1] into `EngineOutput`."""
 
     name: str
     device: str
     metadata: EngineMetadata
+    # Whether `submit_crops`/`submit_frames` return before the batch has run, so the caller can
+    # prepare the next batch meanwhile. With it, `staging` and `frame_staging` hand out a second
+    # buffer while one batch is pending, and refuse a third before the oldest's `result()`.
+    overlaps = False
 
     @property
     def input_size(self) -> int:
@@ -97,6 +116,15 @@ class Backend(abc.ABC):
                 frame_crops.cut_on_host(frame, affine, self.input_size, out=crops[row])
                 row += 1
         return self.infer_crops(crops)
+
+    def submit_crops(self, crops: np.ndarray) -> Pending:
+        """`infer_crops`, its result waited for with `Pending.result()`; the caller may prepare the next
+        batch meanwhile when the backend `overlaps` (here: run at once)."""
+        return Pending.finished(self.infer_crops(crops))
+
+    def submit_frames(self, frames: list[np.ndarray], affines: list[np.ndarray]) -> Pending:
+        """`infer_frames`, its result waited for with `Pending.result()` (see `submit_crops`)."""
+        return Pending.finished(self.infer_frames(frames, affines))
 
     @abc.abstractmethod
     def _infer(self, batch: np.ndarray) -> EngineOutput:

@@ -42,10 +42,17 @@ def grid_theta(affines: np.ndarray, frame_height: int, frame_width: int, size: i
 def cut_with_torch(frame, affines: np.ndarray, size: int):
     """`(k, size, size, 3)` uint8 crops of an `(H, W, 3)` uint8 torch tensor, on its device."""
     import torch
-    from torch.nn import functional
 
     height, width = frame.shape[:2]
-    thetas = torch.from_numpy(grid_theta(affines, height, width, size)).to(frame.device)
+    return sample_crops(frame, torch.from_numpy(grid_theta(affines, height, width, size)).to(frame.device), size)
+
+
+def sample_crops(frame, thetas, size: int):
+    """`cut_with_torch` with the `grid_theta` matrices already on the frame's device (a pageable upload
+    of them would make the host wait for everything queued on the stream before it)."""
+    import torch
+    from torch.nn import functional
+
     image = frame.permute(2, 0, 1).unsqueeze(0).float()  # coordinates and pixels in float32, on any device
     grid = functional.affine_grid(thetas, [len(thetas), 3, size, size], align_corners=False)
     crops = functional.grid_sample(image.expand(len(thetas), -1, -1, -1), grid, mode="bilinear",

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 from wildpose import __version__
-from wildpose.engine import frame_crops
-from wildpose.engine.base import Backend, EngineOutput, check_crops, check_frames
+from wildpose.engine.base import Backend, EngineOutput, Pending, check_crops, check_frames
 from wildpose.engine.graph import DecodedPoseNet
 from wildpose.engine.metadata import EngineMetadata, sha256_file
 from wildpose.engine.torch_optimize import fold_batchnorm, precision_dtype
+from wildpose.engine.torch_runner import GRAPH_BATCHES, TorchRunner
 from wildpose.errors import BackendUnavailableError, ConfigError
 from wildpose.training import checkpoint
 
@@ -33,6 +33,9 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    # Every batch goes through the runner, which overlaps it with the caller's next one (CUDA streams
+    # on a GPU, a worker thread on the CPU): `infer_*` are `submit_*` waited for at once.
+    overlaps = True
 
     def __init__(self, checkpoint_path: str | Path, *, device: str = "cpu", threads: int | None = None,
                  precision: str | None = None, compile: bool | None = None,
@@ -60,22 +63,19 @@ class TorchBackend(Backend):
         )
         self.device = device
         self.precision = precision
-        self._graph = DecodedPoseNet(network).eval()
-        self._runner = None
+        graph = DecodedPoseNet(network).eval()
         if on_cuda:
-            from wildpose.engine.torch_cuda import GRAPH_BATCHES, CudaGraphRunner
-
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
             compile = True if compile is None else compile
             if compile:
-                fold_batchnorm(self._graph)
-            self._runner = CudaGraphRunner(self._graph, self.input_size, dtype, compile=compile,
-                                           graphs=compile, batches=graph_batches or GRAPH_BATCHES, freeze=freeze)
+                fold_batchnorm(graph)
             compiled = "compiled (frozen)" if freeze else "compiled"
             self.optimizations = (f"{precision}, BN folded, channels-last, {compiled}, CUDA graphs" if compile
                                   else f"{precision}, channels-last, eager")
         else:
             self.optimizations = "eager fp32"
+        self._runner = TorchRunner(graph, self.input_size, dtype, device=device, compile=bool(compile),
+                                   graphs=bool(compile), batches=graph_batches or GRAPH_BATCHES, freeze=freeze)
         log.info("loaded %s with torch %s on %s (%s; %s)", checkpoint_path, torch.__version__, device,
                  self.optimizations, self.metadata.weights)
 
@@ -84,7 +84,7 @@ class TorchBackend(Backend):
 
     def prepare(self, kinds: tuple[str, ...] = ("uint8",)) -> None:
         """CUDA: compile and capture every batch size now instead of on first use (logged with timing)."""
-        if self._runner is None:
+        if self.device != "cuda":
             return
         log.info("preparing %s for CUDA (the first start compiles; later ones read the inductor cache)",
                  self.optimizations)
@@ -99,49 +99,42 @@ class TorchBackend(Backend):
 
     def device_timer(self):
         """CUDA only: `timer(batch, seconds)` -> ms per batch with the input already on the GPU."""
-        if self._runner is None:
+        if self.device != "cuda":
             raise ConfigError("on-device timing needs the torch backend on cuda")
         return self._runner.time_on_device
 
     def _infer(self, batch: np.ndarray) -> EngineOutput:
-        if self._runner is not None:
-            return EngineOutput(*self._runner.run("float32", batch))
-        with torch.inference_mode():
-            joints2d, conf, depth = self._graph(torch.from_numpy(batch))
-        return EngineOutput(joints2d.numpy(), conf.numpy(), depth.numpy())
+        return EngineOutput(*self._runner.run_float32(batch))
 
     def staging(self, rows: int) -> np.ndarray:
-        runner = self._runner
-        if runner is not None and runner.staging_array is not None and rows <= len(runner.staging_array):
-            return runner.staging_array[:rows]
-        return super().staging(rows)
-
-    def infer_crops(self, crops: np.ndarray) -> EngineOutput:
-        if self._runner is None:
-            return super().infer_crops(crops)
-        check_crops(crops, self.input_size)
-        return EngineOutput(*self._runner.run("uint8", np.ascontiguousarray(crops)))
+        return self._runner.staging(rows)
 
     def frame_staging(self, nbytes: int) -> np.ndarray:
-        if self._runner is not None:
-            return self._runner.frame_staging(nbytes)
-        return super().frame_staging(nbytes)
+        return self._runner.frame_staging(nbytes)
+
+    def infer_crops(self, crops: np.ndarray) -> EngineOutput:
+        return self.submit_crops(crops).result()
 
     def infer_frames(self, frames: list[np.ndarray], affines: list[np.ndarray]) -> EngineOutput:
         """Crops cut with torch where the model runs: on CUDA each frame is uploaded once and its
         people are cut on the GPU straight into the captured graph's input."""
+        return self.submit_frames(frames, affines).result()
+
+    def submit_crops(self, crops: np.ndarray) -> Pending:
+        check_crops(crops, self.input_size)
+        return _collected(self._runner.submit_crops(np.ascontiguousarray(crops)))
+
+    def submit_frames(self, frames: list[np.ndarray], affines: list[np.ndarray]) -> Pending:
         check_frames(frames, affines)
-        if self._runner is not None:
-            return EngineOutput(*self._runner.run_frames(frames, affines))
-        with torch.inference_mode():
-            crops = torch.cat([frame_crops.cut_with_torch(torch.from_numpy(frame), maps, self.input_size)
-                               for frame, maps in zip(frames, affines, strict=True)])
-            image = crops.permute(0, 3, 1, 2).float().mul_(1.0 / 255.0).contiguous()
-            joints2d, conf, depth = self._graph(image)
-        return EngineOutput(joints2d.numpy(), conf.numpy(), depth.numpy())
+        return _collected(self._runner.submit_frames(frames, affines))
 
     def close(self) -> None:
-        self._graph = self._runner = None
+        if self._runner is not None:
+            self._runner.close()
+        self._runner = None
         if self.device == "cuda":
             torch.cuda.empty_cache()
 
+
+def _collected(run) -> Pending:
+    return Pending(lambda: EngineOutput(*run.result()))

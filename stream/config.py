@@ -162,6 +162,8 @@ class EngineConfig:
     # torch: person crops cut where the model runs (on CUDA: each frame uploaded once, crops cut on the
     # GPU) instead of in each stream's preprocess process with OpenCV
     device_crops: bool = False
+    # engines that can (torch): run batch N while batch N + 1 is read and submitted (off: one at a time)
+    overlap: bool = True
     int8_calibration: str | None = None  # tensorrt int8: a video whose frames calibrate the engine
     max_batch: int = 8  # crops per inference call, across all sources
     batch_wait_ms: float = 2.0  # how long the first crop waits for others to fill a batch

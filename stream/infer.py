@@ -4,11 +4,14 @@ The first ticket waits at most `batch_wait_ms` for others, so a light load keeps
 heavy one fills batches (up to `max_batch` crops). Tickets leave in the order they came, ends of
 stream included, so each stream's frames stay in order, each batch as one list: at a thousand frames
 a second, a queue hand-off per frame costs the stages on both ends more than their own work.
-With several smoothing processes each gets the part of a batch that is its streams'.
+With several smoothing processes each gets the part of a batch that is its streams'. With an engine
+that overlaps batches (torch: CUDA streams, or a worker thread on the CPU), batch N + 1 is read and
+submitted while batch N runs, and N's outputs are collected after that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import time
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wildpose.engine.base import Pending
 from wildpose.errors import EngineUnreachableError, WildPoseError
 from wildpose.stream import process
 from wildpose.stream.config import EngineConfig
@@ -62,29 +66,52 @@ def main(args: InferArgs, in_queue, out_queues: list, counters_arrays, stop_even
     except WildPoseError as exc:
         control_queue.put(("fatal", "infer", str(exc)))
         return
-    control_queue.put(("ready", "infer", engine.describe()))
+    overlap = config.overlap and engine.overlaps
+    control_queue.put(("ready", "infer", engine.describe() + (", overlapping batches" if overlap else "")))
     rings = {stream: SlotRing.attach(spec) for stream, spec in args.crop_rings.items()}
     counters = {stream: Counters(array) for stream, array in counters_arrays.items()}
     ended: set[str] = set()
     wait_s = args.engine.batch_wait_ms / 1000.0
     trimmer = process.MemoryTrimmer()
     outage = _Outage(args.every_frame, stop_event)
+    in_flight: _Started | None = None  # submitted, outputs not collected (with `overlap` only)
+
+    def hand_off(started: _Started) -> bool:
+        batch = _finish(started, counters)
+        ended.update(item.stream for item in batch if isinstance(item, EndOfStream))
+        # a batch in one message (a smoothing process's part of it): one pickle and one queue
+        # hand-off instead of one per frame
+        for out_queue, part in zip(out_queues, _split(batch, args.smoother_of, len(out_queues)), strict=True):
+            if part and not process.put_until_stopped(out_queue, part, stop_event):
+                return False
+        return True
+
     try:
         while ended != set(rings) and not stop_event.is_set():
             trimmer.maybe_trim()
-            try:
-                first = in_queue.get(timeout=_POLL_S)
+            try:  # with a batch in flight, only what is queued already: the batch must not wait for more
+                first = in_queue.get(timeout=_POLL_S) if in_flight is None else in_queue.get_nowait()
             except queue.Empty:
+                if in_flight is not None:
+                    started, in_flight = in_flight, None
+                    if not hand_off(started):
+                        return
                 continue
-            batch = _run(engine, _gather(in_queue, first, args.engine.max_batch, wait_s), rings, counters, outage,
-                         args.engine.device_crops)
-            ended.update(item.stream for item in batch if isinstance(item, EndOfStream))
-            # a batch in one message (a smoothing process's part of it): one pickle and one queue
-            # hand-off instead of one per frame
-            for out_queue, part in zip(out_queues, _split(batch, args.smoother_of, len(out_queues)), strict=True):
-                if part and not process.put_until_stopped(out_queue, part, stop_event):
-                    return
+            # The engine runs batch N while batch N + 1 is gathered, read and submitted: its outputs
+            # are collected after that, so the host's work overlaps the device's.
+            batch = _gather(in_queue, first, args.engine.max_batch, 0.0 if in_flight is not None else wait_s)
+            started = _start(engine, batch, rings, counters, outage, args.engine.device_crops)
+            if in_flight is not None and not hand_off(in_flight):
+                return
+            in_flight = None
+            if overlap and started.pending is not None:
+                in_flight = started
+            elif not hand_off(started):
+                return
     finally:
+        if in_flight is not None:  # stopping: let the device finish with the buffers before they are freed
+            with contextlib.suppress(Exception):
+                in_flight.pending.result()
         for ring in rings.values():
             ring.close()
         engine.close()
@@ -159,43 +186,62 @@ class _Outage:
             self.since = None
 
 
-def _run(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters],
-         outage: _Outage, device_crops: bool = False) -> list:
-    """Infer every person of every ticket in one engine call and attach the outputs.
+@dataclass
+class _Started:
+    """A batch read and submitted: its items in order, the tickets with people, the engine's pending run."""
+
+    kept: list
+    owners: list
+    pending: Pending | None
+
+
+def _start(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters],
+           outage: _Outage, device_crops: bool = False) -> _Started:
+    """Submit every person of every ticket as one engine batch.
 
     Crops (or, with `device_crops`, whole frames) are copied from the rings straight into the engine's
-    staging buffer (pinned memory on a GPU). Returns the batch, in order, without tickets whose crops
-    were overwritten before they could be read (each counted as a `crop_overrun` drop) or that a
-    remote engine did not answer for (`engine_unreachable`).
+    staging buffer (pinned memory on a GPU). Tickets whose crops were overwritten before they could be
+    read are left out (each counted as a `crop_overrun` drop), and so are those a remote engine did not
+    answer for (`engine_unreachable`).
     """
-    kept, owners, run = (_read_frames if device_crops else _read_crops)(engine, batch, rings, counters)
-    if owners:
-        while True:
-            try:
-                out = run()
-                break
-            except EngineUnreachableError as error:
-                if outage.should_wait(error, owners):
-                    continue
-                outage.failed(error, len(owners))
-                for ticket in owners:
-                    counters[ticket.stream].add("drop_engine_unreachable")
-                lost = {id(ticket) for ticket in owners}
-                return [item for item in kept if id(item) not in lost]
-        outage.answered()
+    kept, owners, submit = (_read_frames if device_crops else _read_crops)(engine, batch, rings, counters)
+    if not owners:
+        return _Started(kept, owners, None)
+    while True:
+        try:
+            pending = submit()
+            if not engine.overlaps:  # a remote engine answers here: its loss is handled here
+                pending = Pending.finished(pending.result())
+            break
+        except EngineUnreachableError as error:
+            if outage.should_wait(error, owners):
+                continue
+            outage.failed(error, len(owners))
+            for ticket in owners:
+                counters[ticket.stream].add("drop_engine_unreachable")
+            lost = {id(ticket) for ticket in owners}
+            return _Started([item for item in kept if id(item) not in lost], [], None)
+    outage.answered()
+    return _Started(kept, owners, pending)
+
+
+def _finish(started: _Started, counters: dict[str, Counters]) -> list:
+    """Wait for the batch's outputs, attach them to its people; returns the batch's items in order."""
+    if started.pending is not None:
+        out = started.pending.result()
         index = 0
-        for ticket in owners:
+        for ticket in started.owners:
             for person in ticket.people:
                 person.joints2d_crop = out.joints2d_crop[index]
                 person.conf = out.conf[index]
                 person.depth = out.depth[index]
                 index += 1
     now = time.monotonic()
-    for item in kept:
+    for item in started.kept:
         if isinstance(item, FrameTicket):
             item.times["infer"] = now
             counters[item.stream].add("inferred")
-    return kept
+    return started.kept
 
 
 def _read_crops(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters]):
@@ -212,7 +258,7 @@ def _read_crops(engine, batch: list, rings: dict[str, SlotRing], counters: dict[
             owners.append(item)
             filled += shape[0]
         kept.append(item)
-    return kept, owners, lambda: engine.infer_crops(staging[:filled])
+    return kept, owners, lambda: engine.submit_crops(staging[:filled])
 
 
 def _read_frames(engine, batch: list, rings: dict[str, SlotRing], counters: dict[str, Counters]):
@@ -233,4 +279,4 @@ def _read_frames(engine, batch: list, rings: dict[str, SlotRing], counters: dict
             affines.append(np.stack([person.affine for person in item.people]))
             filled += frame.nbytes
         kept.append(item)
-    return kept, owners, lambda: engine.infer_frames(frames, affines)
+    return kept, owners, lambda: engine.submit_frames(frames, affines)

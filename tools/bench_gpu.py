@@ -7,7 +7,9 @@ ratio is honest on one machine. Two timings per batch size:
 - on-device: the input already in GPU memory, the batch timed by CUDA events over many runs (what
   the network costs; the figure GPU benchmarks usually quote);
 - from host: `infer_crops` on uint8 crops in host memory, copies and synchronisation included (what
-  the pipeline's inference stage pays per call).
+  the pipeline's inference stage pays per call);
+- overlapped: the same crops submitted back to back, each batch's host copy and upload while the
+  previous one runs (`submit_crops` before the previous `result()`, as the inference stage does).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class GpuBenchRow:
     device_frames_per_s: float
     host_ms: float  # per batch, uint8 crops from host memory, copies included
     host_frames_per_s: float
+    overlapped_ms: float  # per batch, from host, the next batch submitted before the previous is collected
+    overlapped_frames_per_s: float
     prepare_s: float  # load + compile + CUDA graph capture (TensorRT: build or cache read)
     peak_gpu_mb: float
     gpu: str
@@ -100,6 +104,8 @@ def run_gpu_bench(config: GpuBenchConfig) -> list[GpuBenchRow]:
                 preset=preset, path=path, precision=precision, start=start, batch=batch,
                 device_ms=timing["device_ms"], device_frames_per_s=batch * 1000.0 / timing["device_ms"],
                 host_ms=timing["host_ms"], host_frames_per_s=batch * 1000.0 / timing["host_ms"],
+                overlapped_ms=timing["overlapped_ms"],
+                overlapped_frames_per_s=batch * 1000.0 / timing["overlapped_ms"],
                 prepare_s=measured["prepare_s"], peak_gpu_mb=measured["peak_gpu_mb"], gpu=measured["gpu"],
                 weights=measured["weights"]))
         log.info("%s %s %s start %d: prepared in %.1f s", preset, path, precision, start, measured["prepare_s"])
@@ -136,16 +142,30 @@ def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...],
             start = time.perf_counter()
             engine.infer_crops(crops)
             times.append(time.perf_counter() - start)
-        timings[batch] = {"device_ms": device_ms, "host_ms": float(np.median(times)) * 1000.0}
+        timings[batch] = {"device_ms": device_ms, "host_ms": float(np.median(times)) * 1000.0,
+                          "overlapped_ms": overlapped_ms(engine, crops, seconds)}
     result = {"batches": timings, "prepare_s": prepare_s, "gpu": torch.cuda.get_device_name(),
               "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20, "weights": engine.metadata.weights}
     engine.close()
     return result
 
 
+def overlapped_ms(engine, crops: np.ndarray, seconds: float) -> float:
+    """Milliseconds per batch over about `seconds` of batches submitted back to back, each submitted
+    before the previous one's outputs are collected."""
+    pending = engine.submit_crops(crops)
+    count, start = 0, time.perf_counter()
+    while count < 10 or time.perf_counter() < start + seconds:
+        following = engine.submit_crops(crops)
+        pending.result()
+        pending, count = following, count + 1
+    pending.result()
+    return (time.perf_counter() - start) * 1000.0 / (count + 1)
+
+
 def format_table(rows: list[GpuBenchRow]) -> str:
     headers = ["preset", "path", "precision", "start", "batch", "on-device ms", "on-device frames/s",
-               "vs eager", "from-host ms", "from-host frames/s", "prepare s", "peak GPU MB"]
+               "vs eager", "from-host ms", "from-host frames/s", "overlapped frames/s", "prepare s", "peak GPU MB"]
     eager = {(r.preset, r.precision, r.batch): r.device_frames_per_s for r in rows if r.path == "eager"}
     body = []
     for r in rows:
@@ -153,7 +173,8 @@ def format_table(rows: list[GpuBenchRow]) -> str:
         body.append([r.preset, r.path, r.precision, str(r.start), str(r.batch), f"{r.device_ms:.2f}",
                      f"{r.device_frames_per_s:,.0f}",
                      f"{r.device_frames_per_s / baseline:.2f}x" if baseline else "-",
-                     f"{r.host_ms:.2f}", f"{r.host_frames_per_s:,.0f}", f"{r.prepare_s:.1f}", f"{r.peak_gpu_mb:,.0f}"])
+                     f"{r.host_ms:.2f}", f"{r.host_frames_per_s:,.0f}", f"{r.overlapped_frames_per_s:,.0f}",
+                     f"{r.prepare_s:.1f}", f"{r.peak_gpu_mb:,.0f}"])
     gpu = rows[0].gpu if rows else "?"
     return markdown_table(headers, body) + f"\n({gpu}; {rows[0].weights if rows else ''}; eager = plain PyTorch, " \
         "same precision, channels-last; compiled = BN folded + torch.compile + CUDA graphs; " \

@@ -49,6 +49,7 @@ class StreamsBenchConfig:
     max_batch: int = 64
     p95_limit_ms: float = 100.0
     device_crops: bool = False  # torch: crops cut where the model runs (`wildpose run --device-crops`)
+    overlap: bool = True  # off: `wildpose run --no-overlap`, inference waits for each batch before the next
 
     def __post_init__(self) -> None:
         if not self.counts or any(n < 1 for n in self.counts):
@@ -138,6 +139,8 @@ def _pipeline_run(clip: Path, count: int, config: StreamsBenchConfig
         command += ["--precision", config.precision]
     if config.device_crops:
         command.append("--device-crops")
+    if not config.overlap:
+        command.append("--no-overlap")
     poses: list[PoseMessage] = []
     stats: dict[str, StatsMessage] = {}
     queue_peaks: dict[str, int] = {}

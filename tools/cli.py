@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device-crops", action="store_true",
                        help="--streams, --crowd: the pipeline cuts person crops where the model runs (torch; "
                             "on CUDA, the GPU) instead of in each stream's preprocess process")
+    bench.add_argument("--no-overlap", action="store_false", dest="overlap",
+                       help="--streams: the pipeline waits for each inference batch before reading the next")
     bench.add_argument("--max-batch", type=int, default=64, help="--streams: crops per inference call (default 64)")
     bench.add_argument("--backends", type=_csv(str), default=("onnxruntime", "torch"),
                        help="engine-only: comma-separated backends (default onnxruntime,torch)")
@@ -312,7 +314,8 @@ def _bench(args: argparse.Namespace) -> int:
 
         rows, clip = bench_streams.run_streams(bench_streams.StreamsBenchConfig(
             counts=args.streams, source=args.source, model=args.model, backend=args.backend or "auto",
-            max_batch=args.max_batch, device_crops=args.device_crops))
+            max_batch=args.max_batch, device_crops=args.device_crops,
+            overlap=args.overlap))
         print(bench_streams.format_table(rows, clip))
         if args.json:
             bench.write_json(rows, args.json)

@@ -7,7 +7,9 @@
 #   CROWD_DETECTOR=yolox_nano.onnx STEPS="bench tests streams crowd" bash tools/gpu_check.sh
 # Also: COUNTS (streams), BENCH_BATCH, BENCH_PATHS (e.g. eager,compiled,compiled-frozen), BENCH_RESTARTS,
 # CROPS (streams and crowd once per mode: host, the default, and/or device: crops cut on the GPU,
-# `--device-crops`), and each step's time limit in seconds: BENCH_S, TESTS_S, STREAMS_S, CROWD_S (per mode).
+# `--device-crops`), OVERLAP (streams once per mode: on, the default, and/or off: `--no-overlap`, inference
+# waits for each batch before reading the next), and each step's time limit in seconds: BENCH_S, TESTS_S,
+# STREAMS_S, CROWD_S (per mode).
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$PWD/gpu-check}"; mkdir -p "$OUT"
@@ -35,15 +37,19 @@ tests() {
 }
 crops_args() { [ "$1" = device ] && echo "--backend torch --device-crops"; }
 streams() {
-  local paper mode
+  local paper crops overlap mode
   paper=$(python3 -c "from wildpose.engine import default_model; print(default_model.untrained_checkpoint('paper', 0))")
-  for mode in ${CROPS:-host}; do
-    # shellcheck disable=SC2046  # the crop options are separate words
-    timeout -k 10 "${STREAMS_S:-200}" python3 -m wildpose.tools.cli bench --streams "${COUNTS:-16,32,48}" \
-      ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --model "$paper" $(crops_args "$mode") \
-      --json "$OUT/streams-$mode.json" > "$OUT/streams-$mode.md" 2> "$OUT/streams-$mode.log"
-    step "streams ($mode crops) exit $?"; cat "$OUT/streams-$mode.md"
-    mkdir -p "$OUT/streams-$mode-logs"; cp "$WILDPOSE_CACHE"/bench/streams-*.log "$OUT/streams-$mode-logs/" 2>/dev/null
+  for crops in ${CROPS:-host}; do
+    for overlap in ${OVERLAP:-on}; do
+      mode="$crops"; [ "$overlap" = off ] && mode="$crops-no-overlap"
+      # shellcheck disable=SC2046  # the crop options are separate words
+      timeout -k 10 "${STREAMS_S:-200}" python3 -m wildpose.tools.cli bench --streams "${COUNTS:-16,32,48}" \
+        ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --model "$paper" $(crops_args "$crops") \
+        $([ "$overlap" = off ] && echo --no-overlap) \
+        --json "$OUT/streams-$mode.json" > "$OUT/streams-$mode.md" 2> "$OUT/streams-$mode.log"
+      step "streams ($crops crops, overlap $overlap) exit $?"; cat "$OUT/streams-$mode.md"
+      mkdir -p "$OUT/streams-$mode-logs"; cp "$WILDPOSE_CACHE"/bench/streams-*.log "$OUT/streams-$mode-logs/" 2>/dev/null
+    done
   done
 }
 crowd() {

@@ -55,7 +55,7 @@ _OVERRIDES = {
     "threads": ("engine", "threads"), "max_batch": ("engine", "max_batch"),
     "batch_wait_ms": ("engine", "batch_wait_ms"), "spin": ("engine", "spin"),
     "precision": ("engine", "precision"), "compile": ("engine", "compile"), "freeze": ("engine", "freeze"),
-    "device_crops": ("engine", "device_crops"),
+    "device_crops": ("engine", "device_crops"), "overlap": ("engine", "overlap"),
     "int8_calibration": ("engine", "int8_calibration"), "engine_url": ("engine", "model"),
     "engine_timeout": ("engine", "timeout_s"),
     "detector": ("tracking", "detector"), "detect_every": ("tracking", "detect_every"),
@@ -123,6 +123,9 @@ def add_parsers(verbs) -> None:
     group.add_argument("--device-crops", action="store_true",
                        help="torch: cut person crops where the model runs (on CUDA: each frame uploaded once, "
                             "crops cut on the GPU) instead of in each stream's preprocess process")
+    group.add_argument("--no-overlap", action="store_false", dest="overlap",
+                       help="torch: wait for each inference batch before reading the next (default: the next is "
+                            "read and uploaded while the current one runs)")
     group.add_argument("--int8-calibration", metavar="VIDEO",
                        help="tensorrt int8: calibrate on this video's frames (e.g. the bundled demo clip)")
     group.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")

@@ -187,6 +187,48 @@ def test_crops_cut_on_the_gpu_match_the_cpu_and_run_through_the_same_network(com
                 np.testing.assert_allclose(getattr(got, name), getattr(expected, name), atol=1e-3)
 
 
+@needs_cuda
+def test_batches_overlapped_on_cuda_streams_come_out_each_as_if_run_alone():
+    """Batch N + 1 staged and uploaded (copy stream) while batch N runs (compute stream): crops and
+    whole frames (70 people: two graph parts) interleaved, each equal to the same batch run alone."""
+    with av.open(str(democlip.BUNDLED_CLIP)) as container:
+        decoded = container.decode(video=0)
+        frames = [next(decoded).to_ndarray(format="rgb24") for _ in range(2)]
+    height, width = frames[0].shape[:2]
+    with load(default_model.BUNDLED_CHECKPOINT, "torch", device="cuda") as engine:
+        size = engine.input_size
+        crops = demo_crops(size, 24)
+        people = np.stack([crop.box_to_affine(crop.square_box(box, 1.25), size) for box in
+                           (crop.full_frame_box(width, height), np.array([width * 0.3, 10.0, width * 0.7, height]))])
+        per_frame = [np.concatenate([people] * 20), np.concatenate([people] * 15)]  # 40 + 30 people
+        # each round different batches, so a buffer written while a copy still reads it shows
+        rounds = [(np.roll(crops, i, axis=0), frames[::step], per_frame[::step]) for i, step in enumerate((1, -1, 1))]
+        alone = [(engine.infer_crops(c), engine.infer_frames(f, m)) for c, f, m in rounds]
+        pending_frames = previous_frames = None
+        for (round_crops, round_frames, round_maps), (alone_crops, alone_frames) in zip(rounds, alone, strict=True):
+            staged = engine.staging(len(round_crops))
+            staged[...] = round_crops
+            pending_crops = engine.submit_crops(staged)
+            if pending_frames is not None:
+                assert_close(pending_frames.result(), previous_frames)
+            staging = engine.frame_staging(sum(frame.nbytes for frame in round_frames))
+            views, offset = [], 0
+            for frame in round_frames:
+                views.append(staging[offset:offset + frame.nbytes].reshape(frame.shape))
+                views[-1][...] = frame
+                offset += frame.nbytes
+            pending_frames, previous_frames = engine.submit_frames(views, round_maps), alone_frames
+            with pytest.raises(RuntimeError, match="call result"):
+                engine.staging(1)  # both slots hold batches not collected
+            assert_close(pending_crops.result(), alone_crops)
+        assert_close(pending_frames.result(), previous_frames)
+
+
+def assert_close(got, expected) -> None:
+    for name in ("joints2d_crop", "conf", "depth"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), atol=1e-3)
+
+
 @needs_tensorrt
 @pytest.mark.parametrize(("precision", "tolerance_px"), [("fp32", 0.1), ("fp16", 0.25)])
 def test_tensorrt_matches_onnxruntime(reference, precision, tolerance_px):

@@ -84,18 +84,19 @@ def test_the_generated_clip_publishes_people_meta_and_stats(pipeline, walker_cli
 
 def test_the_torch_backend_runs_the_pipeline_on_the_cpu_cutting_crops_where_the_model_runs(pipeline, walker_clip):
     """`--device-crops`: preprocess hands over whole frames and the engine cuts the crops where it runs
-    (torch's grid_sample; on CUDA, the GPU). The poses before smoothing are those of the same engine on
+    (torch's grid_sample; on CUDA, the GPU); here with `--no-overlap`, each batch run before the next
+    is read. The poses before smoothing are those of the same engine on
     the same frames in this process, and close to those of OpenCV's crops (preprocess's default)."""
     from wildpose.engine import default_model, load
     from wildpose.stream import crop
 
     run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--detector", "none",
-                   "--backend", "torch", "--device-crops", "--publish-raw", "--wait-subscribers", "1")
+                   "--backend", "torch", "--device-crops", "--no-overlap", "--publish-raw", "--wait-subscribers", "1")
     with PoseSubscriber(run.endpoint, topics=["raw", "meta"]) as subscriber:
         poses = receive_poses(subscriber, 48)
         assert run.wait() == 0, run.log
     assert [p.seq for p in poses] == list(range(48)) and all(p.raw for p in poses)
-    assert re.search(r"infer ready: torch on cpu, .*eager fp32", run.log), run.log
+    assert re.search(r"infer ready: torch on cpu, .*eager fp32\n", run.log), run.log  # --no-overlap: one at a time
     published = np.stack([p.people[0].joints2d for p in poses[::4]])  # every 4th frame: inference here is slow
 
     with av.open(str(walker_clip)) as container:
@@ -113,6 +114,37 @@ def test_the_torch_backend_runs_the_pipeline_on_the_cpu_cutting_crops_where_the_
     # the other one (the rest, up to 15 px).
     host = np.linalg.norm(published - crop.crop_to_frame(opencv, whole_frame[0]), axis=2)
     assert np.median(host) < 0.1 and np.percentile(host, 90) < 1.0, np.percentile(host, [50, 90, 99])
+
+
+def test_with_an_engine_that_overlaps_batches_every_frame_of_every_stream_gets_its_own_pose(pipeline, tmp_path):
+    """The torch backend runs batch N while inference reads and submits batch N + 1 (a worker thread
+    here, CUDA streams on a GPU): two streams of the same clip, every frame, come out in order, each
+    pose that of the same engine on that frame's crop in this process."""
+    from wildpose.engine import default_model, load
+    from wildpose.stream import crop
+    from wildpose.tools import democlip
+
+    clip = democlip.write_clip(tmp_path / "walker-20.mp4", frames=20)
+    run = pipeline("--source", f"a={clip}", "--source", f"b={clip}", "--every-frame",
+                   "--detector", "none", "--backend", "torch", "--publish-raw", "--wait-subscribers", "1")
+    with PoseSubscriber(run.endpoint, topics=["raw", "meta"]) as subscriber:
+        poses = receive_poses(subscriber, 40)
+        assert run.wait() == 0, run.log
+    assert "eager fp32, overlapping batches" in run.log, run.log
+    by_stream = {name: [p for p in poses if p.stream == name] for name in ("a", "b")}
+    assert all([p.seq for p in mine] == list(range(20)) for mine in by_stream.values()), run.log
+
+    with av.open(str(clip)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)][::3]
+    with load(default_model.checkpoint_path(), "torch", device="cpu") as engine:
+        size = engine.input_size
+        height, width = frames[0].shape[:2]
+        whole_frame = crop.box_to_affine(crop.square_box(crop.full_frame_box(width, height)), size)
+        here = engine.infer_crops(np.stack([crop.cut(frame, whole_frame, size) for frame in frames])).joints2d_crop
+    expected = crop.crop_to_frame(here, whole_frame)
+    for mine in by_stream.values():
+        published = np.stack([p.people[0].joints2d for p in mine[::3]])
+        np.testing.assert_allclose(published, expected, atol=1e-3)
 
 
 @pytest.mark.faults
