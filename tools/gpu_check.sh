@@ -42,6 +42,7 @@ streams() {
   for crops in ${CROPS:-host}; do
     for overlap in ${OVERLAP:-on}; do
       mode="$crops"; [ "$overlap" = off ] && mode="$crops-no-overlap"
+      rm -f "$WILDPOSE_CACHE"/bench/streams-*.log  # this mode's logs only
       # shellcheck disable=SC2046  # the crop options are separate words
       timeout -k 10 "${STREAMS_S:-200}" python3 -m wildpose.tools.cli bench --streams "${COUNTS:-16,32,48}" \
         ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --model "$paper" $(crops_args "$crops") \
