@@ -16,11 +16,13 @@ def test_a_recording_becomes_a_bvh_whose_skeleton_matches_the_published_poses(re
     (path,) = [line for line in result.stdout.splitlines() if line.endswith(".bvh")]
     parsed = bvh.parse_bvh(open(path).read())
     poses = [schema.unpack(m.payload) for m in recorded_session.messages if m.topic.startswith("pose/")]
-    people = [p["people"][0] for p in poses if p["people"]]
-    assert parsed.num_frames >= len(people)
+    seen = [(p["seq"], p["people"][0]) for p in poses if p["people"]]
+    # a BVH frame per frame from the first seen to the last: a frame the run dropped holds the last pose
+    assert parsed.num_frames == seen[-1][0] - seen[0][0] + 1
     positions = bvh.forward_kinematics(parsed, unit_mm=10.0)
-    ours = np.stack([positions[:, parsed.index(name)] for name in joints.NAMES], axis=1)[: len(people)]
-    published = np.array([p["joints3d"] for p in people]) @ bvh_export.CAMERA_TO_Y_UP.T
+    ours = np.stack([positions[:, parsed.index(name)] for name in joints.NAMES], axis=1)
+    ours = ours[[seq - seen[0][0] for seq, _ in seen]]
+    published = np.array([person["joints3d"] for _, person in seen]) @ bvh_export.CAMERA_TO_Y_UP.T
     # bone lengths are fixed at their medians in a BVH, so compare where each bone points
     edges = np.array(joints.EDGES)
     def directions(pose):
