@@ -171,9 +171,10 @@ class TorchRunner:
         """Queue the people of whole uint8 `(H, W, 3)` frames, `affines[i]` the `(k, 2, 3)` frame ->
         crop maps of frame i: the frames are uploaded once (without a host copy when they lie one after
         another in `frame_staging`) and the crops cut on the device, in that order."""
-        offsets, end = _offsets_in(frames, self.frame_staging(sum(frame.nbytes for frame in frames)))
+        staged = self.frame_staging(sum(frame.nbytes for frame in frames))
+        offsets, end = _offsets_in(frames, staged)
         if offsets is None:  # not read into the staging buffer: copy them there
-            staged, end, offsets = self.frame_staging(sum(frame.nbytes for frame in frames)), 0, []
+            end, offsets = 0, []
             for frame in frames:
                 staged[end:end + frame.nbytes] = frame.reshape(-1)
                 offsets.append(end)
