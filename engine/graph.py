@@ -22,7 +22,11 @@ class DecodedPoseNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         stack_heatmaps, depth = self.network(image)
+        return self.decode(stack_heatmaps[-1], depth)
+
+    def decode(self, heatmap: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The last stack's heatmaps and the depths -> the three outputs."""
         # Decoded in float32 whatever the network computes in: a quarter-pixel step and a peak's
         # neighbours compared in fp16 could round differently from the float32 reference.
-        coords, conf = heatmaps.decode(stack_heatmaps[-1].float())
+        coords, conf = heatmaps.decode(heatmap.float())
         return heatmaps.heatmap_to_crop(coords, HEATMAP_STRIDE), conf, depth.float()

@@ -23,7 +23,7 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 def load(model_path: str | Path | None = None, backend: str = "auto", *, device: str = "auto",
          threads: int | None = None, spin: bool = True, precision: str | None = None,
-         compile: bool | None = None, freeze: bool = False, calibration: list | None = None,
+         compile: bool | None = None, freeze: bool = False, branch_streams: int = 0, calibration: list | None = None,
          timeout_s: float = 5.0) -> Backend:
     """Open `model_path` (an `.onnx` file or a `.pt` checkpoint; None: the embedded default; or
     `triton://HOST:PORT[,HOST2:PORT]`: Triton servers, each request timing out after `timeout_s`).
@@ -33,7 +33,8 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
     device: "auto" (a GPU when there is one), "cpu" or "cuda".
     precision: fp32/fp16/bf16 (torch), fp32/fp16/int8 (tensorrt; int8 needs `calibration` batches);
     None: each backend's default. compile: torch on CUDA only (None: on); freeze: with it, inductor
-    freezing (see `TorchBackend`).
+    freezing; branch_streams: batches up to this size run the hourglass branches on parallel CUDA
+    streams (both: see `TorchBackend`).
     A checkpoint given to ONNX Runtime or TensorRT is exported to ONNX once and cached by its sha256.
     """
     backend, device = choose(backend, device, model_path)
@@ -46,7 +47,7 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
         from wildpose.engine.torch_backend import TorchBackend
 
         return TorchBackend(path, device=device, threads=threads, precision=precision, compile=compile,
-                            freeze=freeze)
+                            freeze=freeze, branch_streams=branch_streams)
     if backend == "tensorrt":
         from wildpose.engine.tensorrt_backend import TensorRTBackend
 

@@ -30,6 +30,8 @@ class TorchBackend(Backend):
     freeze: with compile, let inductor fold the weights as constants: about 5 % more frames/s at batch
     64 on an H200, but every start takes 20-30 s longer (`wildpose bench --gpu --paths
     compiled,compiled-frozen` weighs both).
+    branch_streams: CUDA only: batches up to this size run each hourglass level's full-resolution
+    branch on a CUDA stream of its own (`engine/branch_streams.py`; 0: none).
     """
 
     name = "torch"
@@ -39,7 +41,8 @@ class TorchBackend(Backend):
 
     def __init__(self, checkpoint_path: str | Path, *, device: str = "cpu", threads: int | None = None,
                  precision: str | None = None, compile: bool | None = None,
-                 graph_batches: tuple[int, ...] | None = None, freeze: bool = False) -> None:
+                 graph_batches: tuple[int, ...] | None = None, freeze: bool = False,
+                 branch_streams: int = 0) -> None:
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"torch device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -48,9 +51,9 @@ class TorchBackend(Backend):
         on_cuda = device == "cuda"
         precision = precision or ("fp16" if on_cuda else "fp32")
         dtype = precision_dtype(precision)
-        if not on_cuda and (precision != "fp32" or compile or freeze):
+        if not on_cuda and (precision != "fp32" or compile or freeze or branch_streams):
             raise ConfigError("the torch backend runs eager float32 on the CPU; --precision fp16/bf16, "
-                              "compiling, freezing and CUDA graphs need --device cuda")
+                              "compiling, freezing, CUDA graphs and branch streams need --device cuda")
         if threads is not None:
             if threads < 1:
                 raise ConfigError(f"threads must be a positive integer, got {threads}")
@@ -72,10 +75,13 @@ class TorchBackend(Backend):
             compiled = "compiled (frozen)" if freeze else "compiled"
             self.optimizations = (f"{precision}, BN folded, channels-last, {compiled}, CUDA graphs" if compile
                                   else f"{precision}, channels-last, eager")
+            if branch_streams > 0:
+                self.optimizations += f", branches on streams up to batch {branch_streams}"
         else:
             self.optimizations = "eager fp32"
         self._runner = TorchRunner(graph, self.input_size, dtype, device=device, compile=bool(compile),
-                                   graphs=bool(compile), batches=graph_batches or GRAPH_BATCHES, freeze=freeze)
+                                   graphs=bool(compile), batches=graph_batches or GRAPH_BATCHES, freeze=freeze,
+                                   branch_streams=branch_streams)
         log.info("loaded %s with torch %s on %s (%s; %s)", checkpoint_path, torch.__version__, device,
                  self.optimizations, self.metadata.weights)
 

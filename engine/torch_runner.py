@@ -38,6 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wildpose.engine import frame_crops
+from wildpose.engine.branch_streams import BranchStreams
 from wildpose.engine.cache import cache_dir
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class TorchRunner:
 
     def __init__(self, network: nn.Module, input_size: int, dtype: torch.dtype, *, device: str = "cuda",
                  compile: bool = False, graphs: bool = False, batches: tuple[int, ...] = GRAPH_BATCHES,
-                 freeze: bool = False) -> None:
+                 freeze: bool = False, branch_streams: int = 0) -> None:
         self.input_size, self.dtype, self.device = input_size, dtype, torch.device(device)
         self.on_cuda = self.device.type == "cuda"
         if not self.on_cuda and (compile or graphs or dtype != torch.float32):
@@ -118,6 +119,10 @@ class TorchRunner:
         else:
             self.forward_network = self.network
         self.compiled = compile
+        # batches up to `branch_streams` run the hourglass branches side by side (engine/branch_streams.py)
+        self.branch_streams = branch_streams
+        self.branch_forward = (BranchStreams(self.network, compile=compile, freeze=freeze) if branch_streams > 0
+                               else None)
         if self.on_cuda:
             self.stream = torch.cuda.Stream(self.device)  # crops, model, download
             self.copy_stream = torch.cuda.Stream(self.device)  # uploads
@@ -305,6 +310,8 @@ class TorchRunner:
         else:
             image = device_input.to(self.dtype)
         image = image.contiguous(memory_format=self.memory_format)
+        if self.branch_forward is not None and image.shape[0] <= self.branch_streams:
+            return self.branch_forward(image)
         if self.compiled and image.shape[0] > 1:
             torch._dynamo.mark_dynamic(image, 0)  # one compiled graph for every batch size above 1
         return self.forward_network(image)

@@ -29,7 +29,7 @@ from wildpose.tools.bench import markdown_table
 
 log = logging.getLogger(__name__)
 
-PATHS = ("eager", "compiled", "compiled-frozen", "tensorrt")
+PATHS = ("eager", "compiled", "compiled-frozen", "compiled-branches", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class GpuBenchConfig:
 @dataclass(frozen=True)
 class GpuBenchRow:
     preset: str
-    path: str  # eager | compiled | compiled-frozen | tensorrt
+    path: str  # one of PATHS
     precision: str
     start: int  # 1: first start in this run; 2: second (compile cache warm)
     batch: int
@@ -124,7 +124,8 @@ def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...],
         timer = None
     else:
         engine = load(model, "torch", device="cuda", precision=precision, compile=path != "eager",
-                      freeze=path == "compiled-frozen")
+                      freeze=path == "compiled-frozen",
+                      branch_streams=max(batches) if path == "compiled-branches" else 0)
         engine.prepare()
         timer = engine.device_timer()
     prepare_s = time.perf_counter() - started
@@ -178,4 +179,5 @@ def format_table(rows: list[GpuBenchRow]) -> str:
     gpu = rows[0].gpu if rows else "?"
     return markdown_table(headers, body) + f"\n({gpu}; {rows[0].weights if rows else ''}; eager = plain PyTorch, " \
         "same precision, channels-last; compiled = BN folded + torch.compile + CUDA graphs; " \
-        "compiled-frozen = the same with inductor freezing)"
+        "compiled-frozen = the same with inductor freezing; compiled-branches = the same with each hourglass " \
+        "level's full-resolution branch on its own CUDA stream)"

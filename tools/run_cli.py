@@ -55,6 +55,7 @@ _OVERRIDES = {
     "threads": ("engine", "threads"), "max_batch": ("engine", "max_batch"),
     "batch_wait_ms": ("engine", "batch_wait_ms"), "spin": ("engine", "spin"),
     "precision": ("engine", "precision"), "compile": ("engine", "compile"), "freeze": ("engine", "freeze"),
+    "branch_streams": ("engine", "branch_streams"),
     "device_crops": ("engine", "device_crops"), "overlap": ("engine", "overlap"),
     "int8_calibration": ("engine", "int8_calibration"), "engine_url": ("engine", "model"),
     "engine_timeout": ("engine", "timeout_s"),
@@ -120,6 +121,9 @@ def add_parsers(verbs) -> None:
     group.add_argument("--freeze", action="store_true",
                        help="compiled torch on CUDA: inductor freezing (about 5 %% more frames/s at batch 64 on "
                             "an H200; each start 20-30 s longer)")
+    group.add_argument("--branch-streams", type=int, metavar="N",
+                       help="torch on CUDA: batches up to N run each hourglass level's full-resolution branch on a "
+                            "CUDA stream of its own (shorter batch-1 latency; default 0: none)")
     group.add_argument("--device-crops", action="store_true",
                        help="torch: cut person crops where the model runs (on CUDA: each frame uploaded once, "
                             "crops cut on the GPU) instead of in each stream's preprocess process")

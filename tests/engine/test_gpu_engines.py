@@ -85,7 +85,8 @@ def test_cuda_without_a_gpu_is_one_clear_error():
         load(default_model.checkpoint_path(), "torch", device="cuda")
 
 
-@pytest.mark.parametrize("options", [{"precision": "fp16"}, {"compile": True}, {"freeze": True}])
+@pytest.mark.parametrize("options", [{"precision": "fp16"}, {"compile": True}, {"freeze": True},
+                                     {"branch_streams": 8}])
 def test_the_cuda_only_options_on_the_cpu_are_one_clear_error(options):
     with pytest.raises(ConfigError, match="need --device cuda"):
         load(default_model.checkpoint_path(), "torch", device="cpu", **options)
@@ -135,10 +136,14 @@ FP16_2D_TOLERANCE_PX = 0.5
 
 
 @needs_cuda
-def test_the_compiled_cuda_path_in_fp16_matches_onnxruntime(reference):
+@pytest.mark.parametrize("branch_streams", [0, 64], ids=["whole", "branches-on-streams"])
+def test_the_compiled_cuda_path_in_fp16_matches_onnxruntime(reference, branch_streams):
+    """Whole: one compiled network a graph; branches on streams: each hourglass level's branch forked
+    onto its own CUDA stream inside the captured graphs (engine/branch_streams.py)."""
     crops, expected = reference
     errors = {}
-    with load(default_model.BUNDLED_CHECKPOINT, "torch", device="cuda", precision="fp16") as engine:
+    with load(default_model.BUNDLED_CHECKPOINT, "torch", device="cuda", precision="fp16",
+              branch_streams=branch_streams) as engine:
         for batch in (crops[:1], crops[:3], crops):  # 3 is padded to a captured 4
             got = engine.infer_crops(batch)
             errors[f"uint8 x{len(batch)}"] = parity_errors(EngineOutput(*(a[:len(batch)] for a in expected)), got)

@@ -72,6 +72,7 @@ def test_configs_are_frozen():
     (lambda: config.SourceConfig(url="0", stream_id="s", loop=True), "--loop applies to files only"),
     (lambda: config.EngineConfig(batch_wait_ms=-1), "batch_wait_ms must be a non-negative"),
     (lambda: config.EngineConfig(compile=False, freeze=True), "engine.freeze applies to the compiled path"),
+    (lambda: config.EngineConfig(branch_streams=-1), "engine.branch_streams must be a non-negative integer"),
     (lambda: config.EngineConfig(device_crops=True, backend="tensorrt"), "device_crops cuts crops with the torch"),
     # `auto` is checked again once it is resolved (on a machine without a GPU, to onnxruntime)
     (lambda: dataclasses.replace(config.EngineConfig(device_crops=True), backend="onnxruntime"), "not onnxruntime"),

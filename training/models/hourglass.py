@@ -58,7 +58,11 @@ class Hourglass(nn.Module):
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(x) + self.upsample(self.after(self.inner(self.down(x))))
+        return self.merge(self.up(x), self.inner(self.down(x)))
+
+    def merge(self, up: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+        """The full-resolution branch's output plus the pooled branch's, brought back up."""
+        return up + self.upsample(self.after(inner))
 
 
 class Stack(nn.Module):
@@ -75,7 +79,11 @@ class Stack(nn.Module):
         self.remap_heatmap = nn.Conv2d(config.num_joints, f, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lin = self.lin(self.residuals(self.hourglass(x)))
+        return self.head(self.hourglass(x), x)
+
+    def head(self, hourglass_out: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Everything after the hourglass: heatmaps, and the features for the next stage."""
+        lin = self.lin(self.residuals(hourglass_out))
         heatmap = self.heatmap(lin)
         # The paper's update: next = previous + 1x1(lin) + 1x1(heatmaps); it also runs after the last
         # stack, whose result feeds the depth module.
