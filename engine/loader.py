@@ -23,7 +23,8 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 def load(model_path: str | Path | None = None, backend: str = "auto", *, device: str = "auto",
          threads: int | None = None, spin: bool = True, precision: str | None = None,
-         compile: bool | None = None, freeze: bool = False, branch_streams: int = 0, calibration: list | None = None,
+         compile: bool | None = None, freeze: bool = False, branch_streams: int | None = None,
+         calibration: list | None = None,
          timeout_s: float = 5.0) -> Backend:
     """Open `model_path` (an `.onnx` file or a `.pt` checkpoint; None: the embedded default; or
     `triton://HOST:PORT[,HOST2:PORT]`: Triton servers, each request timing out after `timeout_s`).
@@ -34,7 +35,7 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
     precision: fp32/fp16/bf16 (torch), fp32/fp16/int8 (tensorrt; int8 needs `calibration` batches);
     None: each backend's default. compile: torch on CUDA only (None: on); freeze: with it, inductor
     freezing; branch_streams: batches up to this size run the hourglass branches on parallel CUDA
-    streams (both: see `TorchBackend`).
+    streams (None: 2 when compiled; both: see `TorchBackend`).
     A checkpoint given to ONNX Runtime or TensorRT is exported to ONNX once and cached by its sha256.
     """
     backend, device = choose(backend, device, model_path)

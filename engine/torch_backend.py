@@ -20,6 +20,10 @@ from wildpose.training import checkpoint
 
 log = logging.getLogger(__name__)
 
+# The largest batch whose graph runs the hourglass branches on parallel streams by default: measured
+# faster at batches 1 and 2, slower from 4 up (README, "GPU").
+BRANCH_STREAMS = 2
+
 
 class TorchBackend(Backend):
     """PyTorch on a checkpoint (`.pt`); on the CPU, the reference the other backends are tested against.
@@ -31,7 +35,9 @@ class TorchBackend(Backend):
     64 on an H200, but every start takes 20-30 s longer (`wildpose bench --gpu --paths
     compiled,compiled-frozen` weighs both).
     branch_streams: CUDA only: batches up to this size run each hourglass level's full-resolution
-    branch on a CUDA stream of its own (`engine/branch_streams.py`; 0: none).
+    branch on a CUDA stream of its own (`engine/branch_streams.py`; 0: none; None: `BRANCH_STREAMS`
+    when compiled). On an H200 that made batch 1 of the paper preset 1.37-1.41 ms instead of
+    1.55-1.57 and batch 2 1.65 instead of 1.72, and from batch 4 up it was slower (2.00 against 1.94).
     """
 
     name = "torch"
@@ -42,7 +48,7 @@ class TorchBackend(Backend):
     def __init__(self, checkpoint_path: str | Path, *, device: str = "cpu", threads: int | None = None,
                  precision: str | None = None, compile: bool | None = None,
                  graph_batches: tuple[int, ...] | None = None, freeze: bool = False,
-                 branch_streams: int = 0) -> None:
+                 branch_streams: int | None = None) -> None:
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"torch device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -75,13 +81,15 @@ class TorchBackend(Backend):
             compiled = "compiled (frozen)" if freeze else "compiled"
             self.optimizations = (f"{precision}, BN folded, channels-last, {compiled}, CUDA graphs" if compile
                                   else f"{precision}, channels-last, eager")
+            if branch_streams is None:
+                branch_streams = BRANCH_STREAMS if compile else 0
             if branch_streams > 0:
                 self.optimizations += f", branches on streams up to batch {branch_streams}"
         else:
             self.optimizations = "eager fp32"
         self._runner = TorchRunner(graph, self.input_size, dtype, device=device, compile=bool(compile),
                                    graphs=bool(compile), batches=graph_batches or GRAPH_BATCHES, freeze=freeze,
-                                   branch_streams=branch_streams)
+                                   branch_streams=branch_streams or 0)
         log.info("loaded %s with torch %s on %s (%s; %s)", checkpoint_path, torch.__version__, device,
                  self.optimizations, self.metadata.weights)
 

@@ -8,6 +8,8 @@ element-wise work between convolutions; with inductor's `freezing` (`freeze`, of
 weights become constants it can fold and lay out ahead of time, which every start pays for again
 before the compile cache is read. A graph has fixed shapes, so one is captured per batch size
 in `GRAPH_BATCHES` and a batch is padded up to the next captured size (larger batches are split).
+Graphs of batches up to `branch_streams` are captured from `BranchStreams` instead, which forks the
+hourglass branches onto streams of their own: shorter at batch 1, longer once the GPU is full.
 
 Two input kinds are captured separately: float32 `(N, 3, S, S)` in [0, 1] (the `Backend.infer`
 contract) and uint8 `(N, S, S, 3)` crops as the pipeline cuts them, which travel over PCIe at a

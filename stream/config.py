@@ -159,8 +159,9 @@ class EngineConfig:
     precision: str | None = None  # fp32/fp16/bf16 (torch), fp32/fp16/int8 (tensorrt); None: the backend's default
     compile: bool = True  # torch on CUDA: torch.compile + CUDA graphs (off: eager, for debugging)
     freeze: bool = False  # compiled torch on CUDA: inductor freezing (faster at large batches, slower starts)
-    # torch on CUDA: batches up to this size run the hourglass branches on parallel CUDA streams (0: none)
-    branch_streams: int = 0
+    # torch on CUDA: batches up to this size run the hourglass branches on parallel CUDA streams (0: none;
+    # None: the backend's default, 2 when compiled)
+    branch_streams: int | None = None
     # torch: person crops cut where the model runs (on CUDA: each frame uploaded once, crops cut on the
     # GPU) instead of in each stream's preprocess process with OpenCV
     device_crops: bool = False
@@ -194,7 +195,8 @@ class EngineConfig:
         if self.threads is not None:
             _positive("engine", "threads", self.threads, integer=True)
         _positive("engine", "max_batch", self.max_batch, integer=True)
-        _positive("engine", "branch_streams", self.branch_streams, integer=True, allow_zero=True)
+        if self.branch_streams is not None:
+            _positive("engine", "branch_streams", self.branch_streams, integer=True, allow_zero=True)
         _positive("engine", "batch_wait_ms", self.batch_wait_ms, allow_zero=True)
         _positive("engine", "timeout_s", self.timeout_s)
 

@@ -29,7 +29,9 @@ from wildpose.tools.bench import markdown_table
 
 log = logging.getLogger(__name__)
 
-PATHS = ("eager", "compiled", "compiled-frozen", "compiled-branches", "tensorrt")
+PATHS = ("eager", "compiled", "compiled-whole", "compiled-branches", "compiled-frozen", "tensorrt")
+# compiled: the product's default, branches on streams up to batch 2; -whole: never; -branches: at every size
+BRANCH_STREAMS = {"compiled-whole": 0, "compiled-branches": 64}
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...],
     else:
         engine = load(model, "torch", device="cuda", precision=precision, compile=path != "eager",
                       freeze=path == "compiled-frozen",
-                      branch_streams=max(batches) if path == "compiled-branches" else 0)
+                      branch_streams=BRANCH_STREAMS.get(path))
         engine.prepare()
         timer = engine.device_timer()
     prepare_s = time.perf_counter() - started
@@ -178,6 +180,6 @@ def format_table(rows: list[GpuBenchRow]) -> str:
                      f"{r.prepare_s:.1f}", f"{r.peak_gpu_mb:,.0f}"])
     gpu = rows[0].gpu if rows else "?"
     return markdown_table(headers, body) + f"\n({gpu}; {rows[0].weights if rows else ''}; eager = plain PyTorch, " \
-        "same precision, channels-last; compiled = BN folded + torch.compile + CUDA graphs; " \
-        "compiled-frozen = the same with inductor freezing; compiled-branches = the same with each hourglass " \
-        "level's full-resolution branch on its own CUDA stream)"
+        "same precision, channels-last; compiled = BN folded + torch.compile + CUDA graphs, " \
+        "batches 1-2 with each hourglass level's full-resolution branch on a CUDA stream of its own; compiled-whole " \
+        "= the same without; compiled-branches = with, at every batch size; compiled-frozen = with inductor freezing)"

@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--presets", type=_csv(str),
                        help="engine-only: comma-separated presets (default realtime,paper; --gpu: paper)")
     bench.add_argument("--paths", type=_csv(str), default=("eager", "compiled"),
-                       help="--gpu: eager, compiled, compiled-frozen (with inductor freezing), compiled-branches "
-                            "(hourglass branches on parallel CUDA streams), tensorrt (default eager,compiled)")
+                       help="--gpu: eager, compiled (the default CUDA path), compiled-whole (without branch streams), "
+                            "compiled-branches (branch streams at every batch size), compiled-frozen (with inductor "
+                            "freezing), tensorrt (default eager,compiled)")
     bench.add_argument("--precisions", type=_csv(str), default=("fp16",),
                        help="--gpu: fp16, bf16, fp32 (int8 for tensorrt) (default fp16)")
     bench.add_argument("--restarts", type=int, default=1,

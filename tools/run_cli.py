@@ -122,8 +122,9 @@ def add_parsers(verbs) -> None:
                        help="compiled torch on CUDA: inductor freezing (about 5 %% more frames/s at batch 64 on "
                             "an H200; each start 20-30 s longer)")
     group.add_argument("--branch-streams", type=int, metavar="N",
-                       help="torch on CUDA: batches up to N run each hourglass level's full-resolution branch on a "
-                            "CUDA stream of its own (shorter batch-1 latency; default 0: none)")
+                       help="compiled torch on CUDA: batches up to N run each hourglass level's full-resolution "
+                            "branch on a CUDA stream of its own (default 2: faster at batches 1 and 2 on an H200; "
+                            "0: never)")
     group.add_argument("--device-crops", action="store_true",
                        help="torch: cut person crops where the model runs (on CUDA: each frame uploaded once, "
                             "crops cut on the GPU) instead of in each stream's preprocess process")
