@@ -5,7 +5,7 @@
 # step has a time limit, so a slow one cannot eat the others' time; STEPS picks and orders them.
 #   WHEELS=.carry/wheels STREAMS_SOURCE=clip-640x480.mp4 CROWD_SOURCE=pose_squats.mp4 \
 #   CROWD_DETECTOR=yolox_nano.onnx STEPS="bench tests streams crowd" bash tools/gpu_check.sh
-# Also: COUNTS (streams), BENCH_BATCH, BENCH_PATHS (e.g. eager,compiled,compiled-frozen), BENCH_RESTARTS,
+# Also: COUNTS (streams), BENCH_BATCH, BENCH_PATHS (e.g. eager,compiled,compiled-whole,compiled-frozen), BENCH_RESTARTS,
 # CROPS (streams and crowd once per mode: host, the default, and/or device: crops cut on the GPU,
 # `--device-crops`), OVERLAP (streams once per mode: on, the default, and/or off: `--no-overlap`, inference
 # waits for each batch before reading the next), and each step's time limit in seconds: BENCH_S, TESTS_S,
