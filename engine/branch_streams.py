@@ -78,8 +78,8 @@ class BranchStreams:
             self.stacks.append((levels, piece(hourglass), piece(_Method(stack, "head"))))
         self.outputs = piece(_Depth(graph))
         depth = max(len(levels) for levels, _, _ in self.stacks)
-        first = next(network.parameters())
-        self.streams = [torch.cuda.Stream(first.device) for _ in range(depth)] if first.is_cuda else []
+        self.device = next(network.parameters()).device
+        self.streams = [torch.cuda.Stream(self.device) for _ in range(depth)] if self.device.type == "cuda" else []
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dynamic = self.compile and image.shape[0] > 1  # one compiled variant for every batch above 1
@@ -91,7 +91,7 @@ class BranchStreams:
         return run(self.outputs, heatmap, x)
 
     def _hourglass(self, levels: list[_Level], innermost: Callable, x: torch.Tensor, run: Callable) -> torch.Tensor:
-        main = torch.cuda.current_stream() if self.streams else None
+        main = torch.cuda.current_stream(self.device) if self.streams else None
         inputs, ups = [], []
         for index, level in enumerate(levels):
             inputs.append(x)  # kept until the join: the side stream still reads it
