@@ -23,14 +23,18 @@ def test_a_recording_becomes_a_bvh_whose_skeleton_matches_the_published_poses(re
     ours = np.stack([positions[:, parsed.index(name)] for name in joints.NAMES], axis=1)
     ours = ours[[seq - seen[0][0] for seq, _ in seen]]
     published = np.array([person["joints3d"] for _, person in seen]) @ bvh_export.CAMERA_TO_Y_UP.T
-    # bone lengths are fixed at their medians in a BVH, so compare where each bone points
-    edges = np.array(joints.EDGES)
+    # Bone lengths are fixed at their medians in a BVH, so compare where each of its bones points. The
+    # drawn skeleton's pelvis -> neck edge spans two BVH bones (through the thorax), whose chord turns
+    # as their lengths are fixed: compare the two bones instead.
+    spine = (joints.INDEX["pelvis"], joints.INDEX["upper_neck"])
+    edges = np.array([e for e in joints.EDGES if tuple(e) != spine]
+                     + [(spine[0], joints.INDEX["thorax"]), (joints.INDEX["thorax"], spine[1])])
     def directions(pose):
         bones = pose[:, edges[:, 1]] - pose[:, edges[:, 0]]
         return bones / np.linalg.norm(bones, axis=-1, keepdims=True)
     angle = np.degrees(np.arccos(np.clip((directions(ours) * directions(published)).sum(-1), -1, 1)))
-    print(f"bone directions: median {np.median(angle):.1f} degrees, 95th percentile {np.percentile(angle, 95):.1f}")
-    assert np.median(angle) < 1.0 and np.percentile(angle, 95) < 15.0
+    print(f"bone directions: largest difference {angle.max():.4f} degrees over {angle.shape} bones")
+    assert angle.max() < 0.5  # the rotations are exact; what remains is the BVH text's rounding
 
 
 def test_a_recording_without_people_gets_one_clear_line(tmp_path):
