@@ -59,14 +59,13 @@ class _Level:
 
 class BranchStreams:
     """`DecodedPoseNet`'s forward with the hourglass branches forked onto streams (CUDA) or run in
-    order (CPU); `compile`: each piece through `torch.compile` (`freeze`: with inductor freezing)."""
+    order (CPU); `compile`: each piece through `torch.compile`, with inductor `options`."""
 
-    def __init__(self, graph: DecodedPoseNet, *, compile: bool, freeze: bool = False) -> None:
+    def __init__(self, graph: DecodedPoseNet, *, compile: bool, options: dict | None = None) -> None:
         network = graph.network
         self.compile = compile
         if compile and hasattr(torch._dynamo.config, "recompile_limit"):
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
-        options = {"freezing": True} if freeze else None
         piece = (lambda module: torch.compile(module, options=options)) if compile else (lambda module: module)
         self.stem = piece(network.stem)
         self.stacks = []

@@ -114,16 +114,17 @@ class TorchRunner:
         self.use_graphs = graphs
         self.memory_format = torch.channels_last if self.on_cuda else torch.contiguous_format
         self.network = network.to(self.device, dtype).to(memory_format=self.memory_format).eval()
+        # freezing costs every start some seconds (it runs before the cache is read)
+        options = {"freezing": True} if freeze else None
         if compile:
             use_engine_cache_for_inductor()
-            # freezing costs every start some seconds (it runs before the cache is read)
-            self.forward_network = torch.compile(self.network, options={"freezing": True} if freeze else None)
+            self.forward_network = torch.compile(self.network, options=options)
         else:
             self.forward_network = self.network
         self.compiled = compile
         # batches up to `branch_streams` run the hourglass branches side by side (engine/branch_streams.py)
         self.branch_streams = branch_streams
-        self.branch_forward = (BranchStreams(self.network, compile=compile, freeze=freeze) if branch_streams > 0
+        self.branch_forward = (BranchStreams(self.network, compile=compile, options=options) if branch_streams > 0
                                else None)
         if self.on_cuda:
             self.stream = torch.cuda.Stream(self.device)  # crops, model, download

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 PATHS = ("eager", "compiled", "compiled-whole", "compiled-branches", "compiled-frozen", "tensorrt")
 # compiled: the product's default, branches on streams up to batch 2; -whole: never; -branches: at every size
-BRANCH_STREAMS = {"compiled-whole": 0, "compiled-branches": 64}
 
 
 @dataclass(frozen=True)
@@ -119,6 +118,7 @@ def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...],
     import torch
 
     from wildpose.engine import load
+    from wildpose.engine.torch_runner import GRAPH_BATCHES
 
     started = time.perf_counter()
     if path == "tensorrt":
@@ -127,7 +127,7 @@ def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...],
     else:
         engine = load(model, "torch", device="cuda", precision=precision, compile=path != "eager",
                       freeze=path == "compiled-frozen",
-                      branch_streams=BRANCH_STREAMS.get(path))
+                      branch_streams={"compiled-whole": 0, "compiled-branches": GRAPH_BATCHES[-1]}.get(path))
         engine.prepare()
         timer = engine.device_timer()
     prepare_s = time.perf_counter() - started
