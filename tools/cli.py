@@ -25,6 +25,7 @@ EXAMPLES = """examples:
   wildpose bench --engine-only                   # both presets, onnxruntime and torch
   wildpose bench --engine-only --presets realtime --backends onnxruntime --batch 1,8
   wildpose bench --faults                        # kill each stage mid-run: pause, frames lost
+  wildpose bench --training                      # the trainer's update in fp32 and bf16, SynthPose rendering
 """
 
 
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="concurrent live streams of one file: drops and latency per count (e.g. 8,16,32)")
     mode.add_argument("--triton", type=_csv(int), metavar="N,N,...",
                       help="N pipelines with the local engine, then against one `wildpose serve` (e.g. 1,2,4)")
+    mode.add_argument("--training", action="store_true",
+                      help="the trainer's update per precision (fp32, bf16) and SynthPose rendering (--mocap DIR)")
     mode.add_argument("--faults", action="store_true",
                       help="kill each pipeline stage mid-run (SIGKILL): pause, frames lost, accounting")
     bench.add_argument("--kill", type=_csv(str), default=("capture", "preprocess", "infer", "smooth"),
@@ -113,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="--gpu: eager, compiled (the default CUDA path), compiled-whole (without branch streams), "
                             "compiled-branches (branch streams at every batch size), compiled-frozen (with inductor "
                             "freezing), tensorrt (default eager,compiled)")
-    bench.add_argument("--precisions", type=_csv(str), default=("fp16",),
-                       help="--gpu: fp16, bf16, fp32 (int8 for tensorrt) (default fp16)")
+    bench.add_argument("--precisions", type=_csv(str),
+                       help="--gpu: fp16, bf16, fp32 (int8 for tensorrt) (default fp16); --training: fp32, bf16 "
+                            "(default both)")
     bench.add_argument("--restarts", type=int, default=1,
                        help="--gpu: start the compiled path again N times, reading the compile cache (default 1)")
     bench.add_argument("--backend", help="--streams, --crowd: the pipeline's backend (default auto)")
@@ -127,13 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--backends", type=_csv(str), default=("onnxruntime", "torch"),
                        help="engine-only: comma-separated backends (default onnxruntime,torch)")
     bench.add_argument("--batch", type=_csv(int), help="batch sizes (default 1,4; --gpu: 1,8,64)")
-    bench.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
-    bench.add_argument("--seconds", type=float, default=5.0, help="engine timing per row, seconds (default 5)")
+    bench.add_argument("--threads", type=int, help="inference (--training: PyTorch) threads (default: the runtime's)")
+    bench.add_argument("--seconds", type=float, help="timing per row, seconds (default 5; --training 20)")
     bench.add_argument("--model", help="bench this model file instead of the presets / default model")
     bench.add_argument("--source", help="end-to-end, streams: video file (default: a generated 640x360 30 fps "
                        "clip); crowd: the one-person clip to tile (default ../shared/data/video/pose_squats.mp4)")
     bench.add_argument("--detector", help="crowd: YOLOX ONNX file (default ../shared/data/models/yolox_nano.onnx)")
-    bench.add_argument("--mocap", help="smoothing: folder of CMU .bvh files (default ../shared/data/cmu_mocap)")
+    bench.add_argument("--mocap", help="smoothing, training: folder of CMU .bvh files (default "
+                       "../shared/data/cmu_mocap)")
+    bench.add_argument("--device", default="auto", help="--training: auto, cpu, cuda or cuda:N (default auto)")
     bench.add_argument("--json", help="also write the rows to this JSON file")
     bench.set_defaults(handler=_bench)
     soak = verbs.add_parser("soak", help="run the pipeline for minutes; report memory and file descriptors")
@@ -258,8 +264,11 @@ def _build_engine(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from wildpose.errors import ConfigError
     from wildpose.tools import bench
 
+    if args.seconds is None:
+        args.seconds = 20.0 if args.training else 5.0
     if args.crowd:
         from wildpose.tools import bench_crowd
 
@@ -287,9 +296,22 @@ def _bench(args: argparse.Namespace) -> int:
         from wildpose.tools import bench_gpu
 
         rows = bench_gpu.run_gpu_bench(bench_gpu.GpuBenchConfig(
-            presets=args.presets or ("paper",), paths=args.paths, precisions=args.precisions,
+            presets=args.presets or ("paper",), paths=args.paths, precisions=args.precisions or ("fp16",),
             batches=args.batch or (1, 8, 64), seconds=args.seconds, restarts=args.restarts))
         print(bench_gpu.format_table(rows))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
+    if args.training:
+        from wildpose.tools import bench_training
+
+        batch = args.batch or (32,)
+        if len(batch) != 1:
+            raise ConfigError(f"--batch for --training is one size, got {list(batch)}")
+        rows = bench_training.run_training_bench(bench_training.TrainingBenchConfig(
+            presets=args.presets or ("realtime",), precisions=args.precisions or ("fp32", "bf16"), batch=batch[0],
+            device=args.device, threads=args.threads, seconds=args.seconds, mocap=args.mocap))
+        print(bench_training.format_table(rows))
         if args.json:
             bench.write_json(rows, args.json)
         return 0

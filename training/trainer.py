@@ -13,12 +13,15 @@ stages' compute (the SynthPose experiment's settings B and C share stages 1-2).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from wildpose.training.datasets.sampler import Concat, MixedBatchSampler
 from wildpose.training.models import hourglass
 from wildpose.training.models.config import ModelConfig
 from wildpose.training.run_log import RunLog
-from wildpose.training.train_config import StageConfig, TrainConfig
+from wildpose.training.train_config import OptimizerConfig, StageConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,44 @@ class TrainResult:
     rank: int = 0
 
 
+def memory_format_for(device: torch.device) -> torch.memory_format:
+    """Channels-last on the CPU, where oneDNN's bf16 convolutions need it to be fast (README, Training);
+    on CUDA the default layout, until it is measured there with deterministic kernels."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def autocast_for(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """The forward pass's context: nothing for fp32, bfloat16 autocast for bf16 (weights stay fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; "
+                          "use precision = \"fp32\"")
+    if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        log.warning("precision bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), so bf16 is "
+                    "emulated and slower than fp32; set precision = \"fp32\"")
+    return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
+
+
+def make_optimizer(model: torch.nn.Module, config: OptimizerConfig, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(model.parameters(), lr=lr, alpha=config.alpha, eps=config.eps,
+                               momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               autocast: Callable[[], contextlib.AbstractContextManager], images: torch.Tensor,
+               batch: dict[str, torch.Tensor], stage: StageConfig, input_size: int) -> dict[str, torch.Tensor]:
+    """One update: the forward pass under `autocast`, the stage's losses in fp32, backward, step."""
+    with autocast():
+        heatmaps, depth = net(images)
+    terms = losses.total_loss([h.float() for h in heatmaps], depth.float(), batch, stage.depth_weight,
+                              stage.geometric_weight, input_size)
+    optimizer.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    optimizer.step()
+    return terms
+
+
 def steps_per_epoch(stage: StageConfig, samples: int, batch_size: int, world_size: int) -> int:
     """The stage's `steps_per_epoch`, or one pass over all training samples across the ranks."""
     return stage.steps_per_epoch or max(1, math.ceil(samples / (batch_size * world_size)))
@@ -81,7 +122,10 @@ class _Run:
     def __init__(self, config: TrainConfig, context: distributed.Context) -> None:
         self.config, self.context = config, context
         self.output = Path(config.output)
-        self.model = hourglass.build(config.model, seed=config.seed).to(context.device)
+        self.memory_format = memory_format_for(context.device)
+        self.model = hourglass.build(config.model, seed=config.seed).to(context.device,
+                                                                          memory_format=self.memory_format)
+        self.autocast = autocast_for(config.precision, context.device)
         size = config.model.input_size
         self.train_data = Concat([datasets.build(d, size, config.augment, config.heatmap_sigma)
                                   for d in config.data.train])
@@ -170,17 +214,15 @@ class _Run:
                                         config.seed, self.context.rank, self.context.world_size)
             loader = DataLoader(self.train_data, batch_sampler=sampler, num_workers=config.workers,
                                 pin_memory=self.context.device.type == "cuda")
-            optimizer = torch.optim.RMSprop(self.model.parameters(), lr=stage.lr_at(position.epoch),
-                                            alpha=config.optimizer.alpha, eps=config.optimizer.eps,
-                                            momentum=config.optimizer.momentum,
-                                            weight_decay=config.optimizer.weight_decay)
+            optimizer = make_optimizer(self.model, config.optimizer, stage.lr_at(position.epoch))
             if self.optimizer_state is not None and self.optimizer_stage == stage_index:
                 optimizer.load_state_dict(self.optimizer_state)
             self.optimizer_state = None
             log.info("stage %d/%d %s: %d epochs x %d steps of %d samples (%d%% 3D), lr %g, depth weight "
-                     "%g, geometric weight %g", stage_index + 1, len(stages), stage.name, stage.epochs, steps,
-                     config.batch_size * self.context.world_size, round(100 * sampler.count_3d / config.batch_size),
-                     stage.lr, stage.depth_weight, stage.geometric_weight)
+                     "%g, geometric weight %g, %s on %s", stage_index + 1, len(stages), stage.name, stage.epochs,
+                     steps, config.batch_size * self.context.world_size,
+                     round(100 * sampler.count_3d / config.batch_size), stage.lr, stage.depth_weight,
+                     stage.geometric_weight, config.precision, self.context.device)
             while position.epoch < stage.epochs:
                 for group in optimizer.param_groups:
                     group["lr"] = stage.lr_at(position.epoch)
@@ -216,14 +258,9 @@ class _Run:
                    disable=None if (config.logging.progress and self.context.is_main) else True, leave=False)
         step = position.step
         for batch in loader:
-            images = batch["image"].to(device, non_blocking=True)
+            images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=self.memory_format)
             tensors = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-            heatmaps, depth = self.net(images)
-            terms = losses.total_loss(heatmaps, depth, tensors, stage.depth_weight, stage.geometric_weight,
-                                      config.model.input_size)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
+            terms = train_step(self.net, optimizer, self.autocast, images, tensors, stage, config.model.input_size)
             if not torch.isfinite(terms["loss"]):
                 raise FloatingPointError(f"loss became {terms['loss'].item()} at stage {stage.name} epoch "
                                          f"{position.epoch} step {step}; lower the learning rate")

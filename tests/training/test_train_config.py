@@ -84,6 +84,8 @@ def test_unknown_keys_are_errors_that_list_the_known_ones(tmp_path, addition, me
     (MINIMAL + "[[stages]]\nname = 'a'\nepochs = 1\n[[stages]]\nname = 'a'\nepochs = 1\n", "names must be unique"),
     (MINIMAL.replace('output = "out"', 'batch_size = 0\noutput = "out"'), "batch_size must be an integer >= 1"),
     (MINIMAL.replace('output = "out"', 'device = "tpu"\noutput = "out"'), "device must be auto"),
+    (MINIMAL.replace('output = "out"', 'precision = "fp16"\noutput = "out"'),
+     "precision must be one of fp32, bf16, got 'fp16'"),
     (MINIMAL.replace('output = "out"\n', ""), "`output` is required"),
     ('output = "x"\n', "`data` is required"),
     ('output = "x"\n[data]\ntrain = []\n', "at least one"),

@@ -109,6 +109,31 @@ def test_a_stopped_run_resumes_bit_for_bit(full_run, synthetic_data, tmp_path, s
     assert later == [r for r in train_rows(full_rows) if int(r["global_step"]) > stop_at_step + 2]
 
 
+def test_a_bf16_run_computes_in_bfloat16_keeps_fp32_weights_and_resumes_bit_for_bit(synthetic_data, tmp_path):
+    one_stage = [dict(STAGES[0], epochs=1, steps_per_epoch=8)]
+    conv_outputs = set()  # the training steps' (validation runs in fp32, in eval mode)
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, inputs, output: conv_outputs.add(output.dtype)
+        if isinstance(module, torch.nn.Conv2d) and module.training else None)
+    try:
+        whole = trainer.train(make_config(synthetic_data, tmp_path / "whole", precision="bf16", stages=one_stage))
+    finally:
+        hook.remove()
+    assert conv_outputs == {torch.bfloat16}
+    config = make_config(synthetic_data, tmp_path / "resumed", precision="bf16", stages=one_stage)
+    resumed = trainer.train(config, resume=trainer.train(config, stop_at_step=3).last_checkpoint)
+    assert resumed.finished and resumed.weight_digests == whole.weight_digests
+    model, _ = checkpoint.load(whole.last_checkpoint)
+    assert {p.dtype for p in model.state_dict().values() if p.is_floating_point()} == {torch.float32}
+    # the same steps in fp32 end elsewhere, but the losses stay within 15 % and both fall
+    fp32 = trainer.train(make_config(synthetic_data, tmp_path / "fp32", stages=one_stage))
+    assert fp32.weight_digests != whole.weight_digests
+    losses = [[float(r["heatmap"]) for r in train_rows(run_log.read(r.output / "metrics.csv"))] for r in (whole, fp32)]
+    print("heatmap losses bf16", losses[0], "fp32", losses[1])
+    assert losses[0] == pytest.approx(losses[1], rel=0.15)
+    assert all(run[-1] < 0.5 * run[0] for run in losses)
+
+
 def test_a_stage_checkpoint_resumes_the_next_stage(full_run, tmp_path, synthetic_data):
     full, _ = full_run
     resumed = trainer.train(make_config(synthetic_data, tmp_path / "from_stage"),
