@@ -42,7 +42,7 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     train.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the config's `device`)")
     train.add_argument("--workers", type=int, help="data loader workers per process (overrides `workers`)")
     train.add_argument("--precision", choices=("fp32", "bf16"), help="forward-pass arithmetic (overrides "
-                       "`precision`); bf16 is 2-3x faster on CPUs with AMX or AVX512-BF16")
+                       "`precision`); bf16 is about 2x faster on CPUs with AMX or AVX512-BF16")
     train.add_argument("--stop-at-step", type=int, help="stop after this many steps in total, writing last.pt "
                        "to resume from")
     train.set_defaults(handler=_train)

@@ -19,8 +19,8 @@ from wildpose.training.datasets import DatasetConfig
 from wildpose.training.datasets.augment import AugmentConfig
 from wildpose.training.models.config import REFERENCE_SIGMA, ModelConfig, preset
 
-# The forward pass's arithmetic: bf16 autocast is 2-3x faster where the CPU has bfloat16 matrix units
-# (AMX, AVX512-BF16) or on a recent GPU; fp32 repeats the reference's numbers.
+# The forward pass's arithmetic: bf16 autocast halves a CPU update where the CPU has bfloat16 matrix
+# units (AMX, AVX512-BF16; README, Training); fp32 repeats the reference's numbers.
 PRECISIONS = ("fp32", "bf16")
 
 
