@@ -72,8 +72,9 @@ class Backend(abc.ABC):
         return {"joints2d_crop": (None, joints, 2), "conf": (None, joints), "depth": (None, joints)}
 
     def describe(self) -> str:
+        flip = ", flip test (each crop also run mirrored)" if self.metadata.flip_test else ""
         return (f"{self.name} on {self.device}, input {self.input_shape}, "
-                f"{self.metadata.model_config}, {self.metadata.weights}")
+                f"{self.metadata.model_config}{flip}, {self.metadata.weights}")
 
     def infer(self, batch: np.ndarray) -> EngineOutput:
         """Run the model on a batch; `batch` must be float32 `(N, 3, S, S)`, N >= 1."""

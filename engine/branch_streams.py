@@ -76,6 +76,7 @@ class BranchStreams:
                 hourglass = hourglass.inner
             self.stacks.append((levels, piece(hourglass), piece(_Method(stack, "head"))))
         self.outputs = piece(_Depth(graph))
+        self.network_input = graph.network_input
         depth = max(len(levels) for levels, _, _ in self.stacks)
         self.device = next(network.parameters()).device
         self.streams = [torch.cuda.Stream(self.device) for _ in range(depth)] if self.device.type == "cuda" else []
@@ -83,7 +84,7 @@ class BranchStreams:
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dynamic = self.compile and image.shape[0] > 1  # one compiled variant for every batch above 1
         run = (lambda piece, *tensors: piece(*_marked(tensors))) if dynamic else (lambda piece, *t: piece(*t))
-        x = run(self.stem, image)
+        x = run(self.stem, self.network_input(image))
         heatmap = None
         for levels, innermost, head in self.stacks:
             heatmap, x = run(head, self._hourglass(levels, innermost, x, run), x)

@@ -1,9 +1,10 @@
 """Export a checkpoint to a self-describing ONNX file with decoding inside the graph.
 
 The exported graph takes `image` `(N, 3, S, S)` with a dynamic batch and returns `joints2d_crop`,
-`conf` and `depth` (see `engine.base.EngineOutput`). It is checked with `onnx.checker` (full check,
-with shape inference) before it is written, and written atomically so a crash never leaves a
-half-written model where a pipeline would load it.
+`conf` and `depth` (see `engine.base.EngineOutput`); with `flip_test` it also runs each crop mirrored
+inside the graph (`engine.graph`), so every backend that runs the file does. It is checked with
+`onnx.checker` (full check, with shape inference) before it is written, and written atomically so a
+crash never leaves a half-written model where a pipeline would load it.
 """
 
 from __future__ import annotations
@@ -32,15 +33,16 @@ MAX_EXPORT_BATCH = 4096
 
 
 def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path,
-                opset: int = DEFAULT_OPSET) -> EngineMetadata:
+                opset: int = DEFAULT_OPSET, flip_test: bool = False) -> EngineMetadata:
     """Write `onnx_path` from the checkpoint at `checkpoint_path`; return its metadata record."""
     if opset < MIN_OPSET:
         raise ConfigError(f"ONNX opset must be at least {MIN_OPSET}, got {opset}")
     network, info = checkpoint.load(checkpoint_path)
-    graph = DecodedPoseNet(network).eval()
+    graph = DecodedPoseNet(network, flip_test=flip_test).eval()
     size = info.model_config.input_size
     example = torch.rand(2, 3, size, size)  # batch 2: a batch of 1 would be specialised as a constant
-    log.info("exporting %s (%s) to ONNX opset %d", checkpoint_path, info.weights, opset)
+    log.info("exporting %s (%s) to ONNX opset %d%s", checkpoint_path, info.weights, opset,
+             ", flip test in the graph" if flip_test else "")
     # The exporter's chatter (deprecations, "torchvision is not installed") is not the user's
     # business; torch configures its loggers on import, so quieten them here, not at set-up.
     exporter_log = logging.getLogger("torch.onnx")
@@ -62,7 +64,7 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path,
         model_config=info.model_config, weights=info.weights, trained=info.trained,
         checkpoint_sha256=sha256_file(checkpoint_path), opset=opset,
         graph_sha256=onnx_file.graph_sha256(model), wildpose_version=__version__,
-        git_commit=info.git_commit,
+        git_commit=info.git_commit, flip_test=flip_test,
     )
     onnx_file.attach_metadata(model, metadata)
     _write_atomically(Path(onnx_path), model.SerializeToString())

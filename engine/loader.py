@@ -24,7 +24,7 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 def load(model_path: str | Path | None = None, backend: str = "auto", *, device: str = "auto",
          threads: int | None = None, spin: bool = True, precision: str | None = None,
          compile: bool | None = None, freeze: bool = False, branch_streams: int | None = None,
-         calibration: list | None = None,
+         calibration: list | None = None, flip_test: bool = False,
          timeout_s: float = 5.0) -> Backend:
     """Open `model_path` (an `.onnx` file or a `.pt` checkpoint; None: the embedded default; or
     `triton://HOST:PORT[,HOST2:PORT]`: Triton servers, each request timing out after `timeout_s`).
@@ -36,10 +36,13 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
     None: each backend's default. compile: torch on CUDA only (None: on); freeze: with it, inductor
     freezing; branch_streams: batches up to this size run the hourglass branches on parallel CUDA
     streams (None: 2 when compiled; both: see `TorchBackend`).
+    flip_test: each crop also runs mirrored, the heatmaps averaged (twice the compute). An ONNX file
+    carries it in its graph (`wildpose export --flip-test`); an ONNX file exported with it runs it
+    whatever this says.
     A checkpoint given to ONNX Runtime or TensorRT is exported to ONNX once and cached by its sha256.
     """
     backend, device = choose(backend, device, model_path)
-    path = resolve(model_path, backend)
+    path = resolve(model_path, backend, flip_test=flip_test)
     if backend == "triton":
         from wildpose.engine.triton_backend import TritonBackend
 
@@ -48,7 +51,7 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
         from wildpose.engine.torch_backend import TorchBackend
 
         return TorchBackend(path, device=device, threads=threads, precision=precision, compile=compile,
-                            freeze=freeze, branch_streams=branch_streams)
+                            freeze=freeze, branch_streams=branch_streams, flip_test=flip_test)
     if backend == "tensorrt":
         from wildpose.engine.tensorrt_backend import TensorRTBackend
 
@@ -61,11 +64,11 @@ def load(model_path: str | Path | None = None, backend: str = "auto", *, device:
     return OnnxRuntimeBackend(path, device=device, threads=threads, spin=spin)
 
 
-def read_metadata(model_path: str | Path, backend: str) -> EngineMetadata:
+def read_metadata(model_path: str | Path, backend: str, flip_test: bool = False) -> EngineMetadata:
     """The model's metadata, checked the way `backend` will open it, without starting a GPU runtime
     (the pipeline's supervisor calls this; the inference process loads the engine itself)."""
     if backend in ("torch", "onnxruntime", "triton"):
-        with load(model_path, backend, device="cpu", threads=1) as engine:
+        with load(model_path, backend, device="cpu", threads=1, flip_test=flip_test) as engine:
             return engine.metadata
     from wildpose.engine import onnx_file
 
@@ -120,21 +123,26 @@ def _torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def resolve(model_path: str | Path | None, backend: str = "auto") -> Path | str:
+def resolve(model_path: str | Path | None, backend: str = "auto", flip_test: bool = False) -> Path | str:
     """The file `backend` will open for `model_path`: the default model when None, the cached ONNX
-    export of a checkpoint for ONNX Runtime; a Triton URL as it is. Checks the backend name and the
-    file type."""
+    export of a checkpoint (with the flip test in its graph when `flip_test`) for ONNX Runtime and
+    TensorRT; a Triton URL as it is. Checks the backend name and the file type."""
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend == "triton":
         from wildpose.engine.triton_backend import parse_url
 
+        if flip_test:
+            raise ModelFileError("a Triton server runs the model it was given: for the flip test, export it "
+                                 "with `wildpose export --flip-test` and serve that file")
         parse_url(str(model_path))
         return str(model_path)
     if model_path is None:
         from wildpose.engine import default_model
 
-        return default_model.checkpoint_path() if backend == "torch" else default_model.onnx_path()
+        if backend == "torch":
+            return default_model.checkpoint_path()
+        return _exported(default_model.checkpoint_path(), flip_test=True) if flip_test else default_model.onnx_path()
     path = Path(model_path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}; pass an .onnx file made by "
@@ -148,28 +156,40 @@ def resolve(model_path: str | Path | None, backend: str = "auto") -> Path | str:
             raise ModelFileError(f"the torch backend needs a .pt checkpoint, and {path} is an ONNX "
                                  "file; use --backend onnxruntime, or pass the checkpoint")
         return path
-    return _exported(path) if is_checkpoint else path
+    if is_checkpoint:
+        return _exported(path, flip_test)
+    if flip_test:
+        from wildpose.engine import onnx_file
+
+        if not onnx_file.load_verified(path)[1].flip_test:
+            raise ModelFileError(f"{path} was exported without the flip test; export it with `wildpose export "
+                                 "--flip-test`, or pass its .pt checkpoint")
+    return path
 
 
-def _exported_path(checkpoint_path: Path) -> Path:
-    return cache_dir("exported") / f"{sha256_file(checkpoint_path)[:24]}.onnx"
+def _exported_path(checkpoint_path: Path, flip_test: bool = False) -> Path:
+    return cache_dir("exported") / f"{sha256_file(checkpoint_path)[:24]}{'-flip' if flip_test else ''}.onnx"
 
 
-def _exported(checkpoint_path: Path) -> Path:
+def _exported(checkpoint_path: Path, flip_test: bool = False) -> Path:
     """The cached ONNX export of a checkpoint, made on first use."""
-    from wildpose.engine.export import export_onnx
-
-    onnx_path = _exported_path(checkpoint_path)
+    onnx_path = _exported_path(checkpoint_path, flip_test)
     if not onnx_path.is_file():
-        log.info("exporting %s to ONNX for onnxruntime (cached as %s)", checkpoint_path, onnx_path)
-        export_onnx(checkpoint_path, onnx_path)
+        if importlib.util.find_spec("torch") is None:
+            raise BackendUnavailableError(f"exporting {checkpoint_path} to ONNX needs PyTorch, which is not "
+                                          "installed here: `pip install torch==2.13.0`, or pass an .onnx file")
+        from wildpose.engine.export import export_onnx
+
+        log.info("exporting %s to ONNX for onnxruntime%s (cached as %s)", checkpoint_path,
+                 " with the flip test" if flip_test else "", onnx_path)
+        export_onnx(checkpoint_path, onnx_path, flip_test=flip_test)
     return onnx_path
 
 
-def remember_export(checkpoint_path: str | Path, onnx_path: str | Path) -> None:
+def remember_export(checkpoint_path: str | Path, onnx_path: str | Path, flip_test: bool = False) -> None:
     """Keep an export made by `wildpose export` (default opset) as the checkpoint's cached export, so
     running or benchmarking the checkpoint with ONNX Runtime later does not export it again."""
-    cached = _exported_path(Path(checkpoint_path))
+    cached = _exported_path(Path(checkpoint_path), flip_test)
     if cached.is_file():
         return
     partial = cached.with_suffix(".partial")

@@ -39,6 +39,7 @@ class EngineMetadata:
     input_range: str = "RGB in [0, 1], no mean subtraction"
     output_names: tuple[str, ...] = OUTPUT_NAMES
     depth_unit: str = "root-relative z / (input_size / 2), weak perspective"
+    flip_test: bool = False  # each crop also runs mirrored, heatmaps averaged: twice the compute
     opset: int | None = None
     graph_sha256: str = ""  # of the ONNX graph without this record; empty for non-ONNX backends
     wildpose_version: str = ""

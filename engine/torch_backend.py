@@ -38,6 +38,7 @@ class TorchBackend(Backend):
     branch on a CUDA stream of its own (`engine/branch_streams.py`; 0: none; None: `BRANCH_STREAMS`
     when compiled). On an H200 that made batch 1 of the paper preset 1.37-1.41 ms instead of
     1.55-1.57 and batch 2 1.65 instead of 1.72, and from batch 4 up it was slower (2.00 against 1.94).
+    flip_test: run each crop mirrored as well and average the heatmaps (`engine.graph`): twice the compute.
     """
 
     name = "torch"
@@ -48,7 +49,7 @@ class TorchBackend(Backend):
     def __init__(self, checkpoint_path: str | Path, *, device: str = "cpu", threads: int | None = None,
                  precision: str | None = None, compile: bool | None = None,
                  graph_batches: tuple[int, ...] | None = None, freeze: bool = False,
-                 branch_streams: int | None = None) -> None:
+                 branch_streams: int | None = None, flip_test: bool = False) -> None:
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"torch device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -68,11 +69,11 @@ class TorchBackend(Backend):
         self.metadata = EngineMetadata(
             model_config=info.model_config, weights=info.weights, trained=info.trained,
             checkpoint_sha256=sha256_file(checkpoint_path), wildpose_version=__version__,
-            git_commit=info.git_commit,
+            git_commit=info.git_commit, flip_test=flip_test,
         )
         self.device = device
         self.precision = precision
-        graph = DecodedPoseNet(network).eval()
+        graph = DecodedPoseNet(network, flip_test=flip_test).eval()
         if on_cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
             compile = True if compile is None else compile

@@ -61,7 +61,7 @@ def main(args: InferArgs, in_queue, out_queues: list, counters_arrays, stop_even
         engine = load(args.model_path, config.backend, device=config.device, threads=threads,
                       spin=config.spin, precision=config.precision,
                       compile=config.compile if config.device == "cuda" else None, freeze=config.freeze,
-                      branch_streams=config.branch_streams,
+                      branch_streams=config.branch_streams, flip_test=config.flip_test,
                       calibration=calibration, timeout_s=config.timeout_s)
         engine.prepare()  # CUDA: compile and capture every batch size before the first frame
     except WildPoseError as exc:

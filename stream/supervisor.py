@@ -122,8 +122,8 @@ class Pipeline:
 
         backend, device = loader.choose(config.engine.backend, config.engine.device, config.engine.model)
         self.engine = dataclasses.replace(config.engine, backend=backend, device=device)
-        model_path = loader.resolve(config.engine.model, backend)
-        metadata, engine_name = loader.read_metadata(model_path, backend), backend
+        model_path = loader.resolve(config.engine.model, backend, flip_test=config.engine.flip_test)
+        metadata, engine_name = loader.read_metadata(model_path, backend, config.engine.flip_test), backend
         logs.label_untrained(metadata.weights)
         self.weights_label = metadata.weights if "untrained" in metadata.weights else None
         log.info("model %s: %s, %s", model_path, metadata.model_config, metadata.weights)
@@ -140,7 +140,8 @@ class Pipeline:
         meta = schema.meta(
             model={"file": model_path if engine_name == "triton" else os.path.basename(model_path),
                    "backend": engine_name,
-                   "config": metadata.model_config.to_dict(), "weights": metadata.weights},
+                   "config": metadata.model_config.to_dict(), "weights": metadata.weights,
+                   "flip_test": metadata.flip_test},
             streams={s.stream_id: {"source": s.display, "kind": s.kind,
                                    "intrinsics": intrinsics[s.stream_id].describe()} for s in config.sources},
             scale=pose3d.describe_scale(config.skeleton_sum_mm),

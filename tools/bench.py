@@ -37,6 +37,7 @@ class EngineBenchConfig:
     min_iterations: int = 10
     warmup: int = 3
     model: str | None = None  # bench this file instead of the presets' untrained weights
+    flip_tests: tuple[bool, ...] = (False,)  # (False, True): each row also with the flip test, in the same run
 
     def __post_init__(self) -> None:
         if not self.batches or any(b < 1 for b in self.batches):
@@ -54,6 +55,9 @@ class EngineBenchConfig:
             raise ConfigError(f"--presets: unknown {unknown}; choose from {sorted(PRESETS)}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads must be a positive integer, got {self.threads}")
+        if True in self.flip_tests and self.model is not None and not self.model.endswith((".pt", ".pth")):
+            raise ConfigError("--flip-test compares a model with and without it, so it needs a checkpoint: "
+                              "--model FILE.pt")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class EngineBenchRow:
     preset: str
     batch: int
     threads: str
+    flip_test: bool
     median_ms: float
     frames_per_s: float
     peak_rss_mb: float
@@ -86,26 +91,27 @@ def run_engine_only(config: EngineBenchConfig) -> list[EngineBenchRow]:
     jobs = []
     for label, model_file in models:
         for backend_name in config.backends:
-            if model_file is not None:
-                path = model_file
-            elif backend_name == "torch":
-                path = str(default_model.untrained_checkpoint(label, default_model.DEFAULT_SEED))
-            else:
-                path = str(default_model.untrained_onnx(label, default_model.DEFAULT_SEED))
-            for batch in config.batches:
-                jobs.append((label, path, backend_name, batch))
+            for flip_test in config.flip_tests:
+                if model_file is not None:
+                    path = model_file
+                elif backend_name == "torch" or flip_test:  # a checkpoint: exported with the flip test on demand
+                    path = str(default_model.untrained_checkpoint(label, default_model.DEFAULT_SEED))
+                else:
+                    path = str(default_model.untrained_onnx(label, default_model.DEFAULT_SEED))
+                for batch in config.batches:
+                    jobs.append((label, path, backend_name, flip_test, batch))
     flops = {}
     rows = []
     context = multiprocessing.get_context("spawn")
-    for label, path, backend_name, batch in tqdm(jobs, desc="bench", unit="row"):
+    for label, path, backend_name, flip_test, batch in tqdm(jobs, desc="bench", unit="row"):
         if label not in flops:
             flops[label] = _gflop_per_frame(path if path.endswith((".pt", ".pth")) else None, label)
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             measured = pool.submit(measure_engine, path, backend_name, batch, config.threads, config.warmup,
-                                   config.min_iterations, config.seconds).result()
+                                   config.min_iterations, config.seconds, flip_test).result()
         rows.append(EngineBenchRow(
             backend=backend_name, preset=label, batch=batch,
-            threads=str(config.threads) if config.threads else "default",
+            threads=str(config.threads) if config.threads else "default", flip_test=flip_test,
             median_ms=measured["median_ms"], frames_per_s=batch * 1000.0 / measured["median_ms"],
             peak_rss_mb=measured["peak_rss_mb"], gflop_per_frame=flops[label],
             weights=measured["weights"],
@@ -114,11 +120,12 @@ def run_engine_only(config: EngineBenchConfig) -> list[EngineBenchRow]:
 
 
 def measure_engine(path: str, backend_name: str, batch: int, threads: int | None, warmup: int,
-             min_iterations: int, seconds: float) -> dict:
+                   min_iterations: int, seconds: float, flip_test: bool = False) -> dict:
     """Runs in a fresh process: load, warm up, time; returns median ms and this process's peak RSS."""
     from wildpose.engine import load
 
-    engine = load(path, backend_name, device="cpu", threads=threads)  # the CPU table; GPUs: bench --gpu
+    # the CPU table; GPUs: bench --gpu
+    engine = load(path, backend_name, device="cpu", threads=threads, flip_test=flip_test)
     size = engine.input_size
     images = np.random.default_rng(0).random((batch, 3, size, size), dtype=np.float32)
     for _ in range(warmup):
@@ -183,6 +190,10 @@ def format_table(rows: list[EngineBenchRow]) -> str:
                "GFLOP/frame", "weights"]
     body = [[r.backend, r.preset, str(r.batch), r.threads, f"{r.median_ms:.1f}", f"{r.frames_per_s:.1f}",
              f"{r.peak_rss_mb:.0f}", f"{r.gflop_per_frame:.2f}", r.weights] for r in rows]
+    if any(r.flip_test for r in rows):  # the column only where it varies, so the usual table stays as it was
+        headers.insert(4, "flip test")
+        for line, row in zip(body, rows, strict=True):
+            line.insert(4, "yes" if row.flip_test else "no")
     return markdown_table(headers, body)
 
 

@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   wildpose export --triton-repo models           # the bundled model as a Triton model repository
   wildpose bench --engine-only                   # both presets, onnxruntime and torch
   wildpose bench --engine-only --presets realtime --backends onnxruntime --batch 1,8
+  wildpose bench --engine-only --model weights/realtime-synthpose.pt --flip-test   # what the flip test costs
   wildpose bench --faults                        # kill each stage mid-run: pause, frames lost
   wildpose bench --training                      # the trainer's update in fp32 and bf16, SynthPose rendering
 """
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--init-seed", type=int, help="... with untrained weights from this seed; the "
                         "checkpoint is written next to the output as .pt")
     export.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
+    export.add_argument("--flip-test", action="store_true",
+                        help="the graph also runs each crop mirrored and averages the heatmaps (better joints, "
+                             "twice the compute), in every backend that runs the file")
     export.set_defaults(handler=_export)
 
     build = verbs.add_parser("build-engine", help="build (or find in the cache) a TensorRT engine for a model")
@@ -134,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="inference (--training: PyTorch) threads (default: the runtime's)")
     bench.add_argument("--seconds", type=float, help="timing per row, seconds (default 5; --training 20)")
     bench.add_argument("--model", help="bench this model file instead of the presets / default model")
+    bench.add_argument("--flip-test", action="store_true",
+                       help="--engine-only: each row also with the flip test (a checkpoint --model), in the same run")
     bench.add_argument("--source", help="end-to-end, streams: video file (default: a generated 640x360 30 fps "
                        "clip); crowd: the one-person clip to tile (default ../shared/data/video/pose_squats.mp4)")
     bench.add_argument("--detector", help="crowd: YOLOX ONNX file (default ../shared/data/models/yolox_nano.onnx)")
@@ -205,10 +211,11 @@ def _export(args: argparse.Namespace) -> int:
         checkpoint.save(source, model, weights=checkpoint.untrained_label(args.init_seed), trained=False)
         logs.label_untrained(checkpoint.untrained_label(args.init_seed))
         log.info("wrote %s", source)
-    metadata = export_onnx(source, args.output, opset=args.opset)
+    metadata = export_onnx(source, args.output, opset=args.opset, flip_test=args.flip_test)
     if args.opset == DEFAULT_OPSET:
-        loader.remember_export(source, args.output)
-    print(f"{args.output}: {metadata.model_config}, opset {metadata.opset}, {metadata.weights}")
+        loader.remember_export(source, args.output, flip_test=args.flip_test)
+    flip = ", flip test" if metadata.flip_test else ""
+    print(f"{args.output}: {metadata.model_config}, opset {metadata.opset}{flip}, {metadata.weights}")
     return 0
 
 
@@ -221,7 +228,7 @@ def _export_triton(args: argparse.Namespace) -> int:
     if args.preset is not None or args.output is not None:
         raise ConfigError("--triton-repo takes a checkpoint or .onnx file (default: the bundled model), "
                           "not --preset or -o")
-    onnx_path = loader.resolve(args.checkpoint, "onnxruntime")
+    onnx_path = loader.resolve(args.checkpoint, "onnxruntime", flip_test=args.flip_test)
     config = triton_repo.RepoConfig(max_batch=args.triton_max_batch, queue_delay_us=args.triton_queue_delay_us,
                                     instances=args.triton_instances, gpu=args.triton_gpu)
     plan_from = None
@@ -354,7 +361,8 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     config = bench.EngineBenchConfig(presets=args.presets or ("realtime", "paper"), backends=args.backends,
                                      batches=args.batch or (1, 4),
-                                     threads=args.threads, seconds=args.seconds, model=args.model)
+                                     threads=args.threads, seconds=args.seconds, model=args.model,
+                                     flip_tests=(False, True) if args.flip_test else (False,))
     rows = bench.run_engine_only(config)
     print(bench.format_table(rows))
     if args.json:

@@ -57,7 +57,8 @@ _OVERRIDES = {
     "precision": ("engine", "precision"), "compile": ("engine", "compile"), "freeze": ("engine", "freeze"),
     "branch_streams": ("engine", "branch_streams"),
     "device_crops": ("engine", "device_crops"), "overlap": ("engine", "overlap"),
-    "int8_calibration": ("engine", "int8_calibration"), "engine_url": ("engine", "model"),
+    "int8_calibration": ("engine", "int8_calibration"), "flip_test": ("engine", "flip_test"),
+    "engine_url": ("engine", "model"),
     "engine_timeout": ("engine", "timeout_s"),
     "detector": ("tracking", "detector"), "detect_every": ("tracking", "detect_every"),
     "detector_score": ("tracking", "detector_score"), "max_people": ("tracking", "max_people"),
@@ -131,6 +132,9 @@ def add_parsers(verbs) -> None:
     group.add_argument("--no-overlap", action="store_false", dest="overlap",
                        help="torch: wait for each inference batch before reading the next (default: the next is "
                             "read and uploaded while the current one runs)")
+    group.add_argument("--flip-test", action="store_true",
+                       help="also run each person's crop mirrored and average the heatmaps: better joints for "
+                            "twice the inference compute")
     group.add_argument("--int8-calibration", metavar="VIDEO",
                        help="tensorrt int8: calibrate on this video's frames (e.g. the bundled demo clip)")
     group.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")

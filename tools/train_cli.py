@@ -69,6 +69,8 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--workers", type=int, default=0, help="data loader workers (default 0)")
     evaluate.add_argument("--per-joint", action="store_true", help="also the 2D PCK@0.1 of every joint "
                           "(synthpose): where a model misses")
+    evaluate.add_argument("--flip-test", action="store_true", help="also run each crop mirrored and average "
+                          "the heatmaps, as `wildpose run --flip-test` does")
     evaluate.add_argument("--json", help="also write the results to this JSON file")
     evaluate.add_argument("--save-predictions", help="write the predictions to this .npz (one dataset only)")
     tracking = evaluate.add_argument_group("tracking (--tracking: the pipeline on rendered crowd scenes)")
@@ -149,6 +151,8 @@ def _eval(args: argparse.Namespace) -> int:
     configs = _datasets(args)
     if args.save_predictions and len(configs) != 1:
         raise ConfigError("--save-predictions needs exactly one dataset")
+    if args.flip_test and args.predictions:
+        raise ConfigError("--flip-test runs a checkpoint; saved --predictions were made as they were")
     from wildpose.training import checkpoint, datasets, distributed, evaluate  # PyTorch: after the checks
 
     rows: dict[str, dict[str, float]] = {}
@@ -166,7 +170,8 @@ def _eval(args: argparse.Namespace) -> int:
         log.info("evaluating %s (%s)", args.checkpoint, info.weights)
         for i, config in enumerate(configs):
             dataset = datasets.build(config, input_size=model.config.input_size)
-            predictions = evaluate.predict(model, dataset, args.batch, device, args.workers, progress=True)
+            predictions = evaluate.predict(model, dataset, args.batch, device, args.workers, progress=True,
+                                           flip_test=args.flip_test)
             rows[f"{i}_{config.format}"] = evaluate.score(
                 dataset.annotations(), predictions["joints2d"], predictions["pose3d"],
                 protocol_3d="mpi_inf_3dhp" if config.format == "mpi_inf_3dhp" else "h36m", per_joint=args.per_joint)

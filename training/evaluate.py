@@ -1,10 +1,10 @@
 """Evaluation: run a model over a dataset, or take saved predictions, and score them by protocol.
 
-Predictions are decoded the way inference decodes them (last stack's heatmaps, argmax plus the
-reference's quarter-pixel step, `training.heatmaps`; depth assembled by `training.pose3d`), so the
-numbers describe what users get. Which metrics apply follows from the ground truth: 3D samples get
-the Human3.6M protocols (or 3DPCK/AUC for MPI-INF-3DHP), samples with head sizes get PCKh, samples
-with box sizes (SynthPose) PCK@0.1 of the box.
+Predictions are decoded the way inference decodes them (last stack's heatmaps, optionally averaged
+with the mirrored crop's, argmax plus the reference's quarter-pixel step, `training.heatmaps`; depth
+assembled by `training.pose3d`), so the numbers describe what users get. Which metrics apply follows
+from the ground truth: 3D samples get the Human3.6M protocols (or 3DPCK/AUC for MPI-INF-3DHP),
+samples with head sizes get PCKh, samples with box sizes (SynthPose) PCK@0.1 of the box.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: torch.device | str = "cpu",
-            workers: int = 0, progress: bool = False) -> dict[str, np.ndarray]:
-    """Run `model` (eval mode) over `dataset` without augmentation.
+            workers: int = 0, progress: bool = False, flip_test: bool = False) -> dict[str, np.ndarray]:
+    """Run `model` (eval mode) over `dataset` without augmentation; with `flip_test` each crop also
+    runs mirrored and the heatmaps and depths are averaged (`heatmaps.average_mirrored`).
 
     Returns joints2d `(N, J, 2)` image px, joints2d_crop `(N, J, 2)` crop px, depth `(N, J)` (the
     network's normalised depth), confidence `(N, J)` and pose3d `(N, J, 3)` crop px, root-relative
@@ -40,8 +41,12 @@ def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: torch
     outputs: dict[str, list[np.ndarray]] = {"joints2d": [], "joints2d_crop": [], "depth": [], "confidence": []}
     input_size = model.config.input_size
     for batch in tqdm(loader, desc="eval", disable=None if progress else True, leave=False):
-        maps, depth = model(batch["image"].to(device))
-        coords, confidence = heatmaps.decode(maps[-1].float())
+        image = batch["image"].to(device)
+        maps, depth = model(heatmaps.with_mirrored(image) if flip_test else image)
+        heatmap, depth = maps[-1].float(), depth.float()
+        if flip_test:
+            heatmap, depth = heatmaps.average_mirrored(heatmap, depth)
+        coords, confidence = heatmaps.decode(heatmap)
         crop = heatmaps.heatmap_to_crop(coords, HEATMAP_STRIDE).cpu().double().numpy()
         transform = batch["transform"].double().numpy()  # (B, 2, 3) image -> crop
         linear, offset = transform[:, :, :2], transform[:, :, 2]

@@ -10,15 +10,15 @@ from wildpose.engine.graph import DecodedPoseNet
 from wildpose.training.models import hourglass
 
 
-@pytest.mark.parametrize("preset", ["tiny", "realtime"])
-def test_the_split_network_gives_the_whole_networks_outputs_bit_for_bit(preset):
+@pytest.mark.parametrize("preset, flip_test", [("tiny", False), ("realtime", False), ("tiny", True)])
+def test_the_split_network_gives_the_whole_networks_outputs_bit_for_bit(preset, flip_test):
     network = hourglass.build(hourglass.preset(preset), seed=0).eval()
     generator = torch.Generator().manual_seed(1)
     for module in network.modules():  # trained-looking statistics, so every piece changes its input
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.normal_(0, 0.2, generator=generator)
             module.running_var.uniform_(0.5, 1.5, generator=generator)
-    whole = DecodedPoseNet(network).eval()
+    whole = DecodedPoseNet(network, flip_test=flip_test).eval()
     split = BranchStreams(whole, compile=False)
     levels, _, _ = split.stacks[0]
     assert len(split.stacks) == network.config.stacks and len(levels) == network.config.hourglass_depth

@@ -156,6 +156,23 @@ def test_the_compiled_cuda_path_in_fp16_matches_onnxruntime(reference, branch_st
 
 
 @needs_cuda
+def test_the_flip_test_on_the_compiled_cuda_path_matches_onnxruntime():
+    """The mirrored pass inside the captured graphs (batches 1 and 3 with branches on streams, 24
+    without) against the CPU's ONNX export of the same flip-test graph."""
+    with load(default_model.BUNDLED_CHECKPOINT, "onnxruntime", device="cpu", flip_test=True) as engine:
+        crops = demo_crops(engine.input_size, 24)
+        expected = engine.infer(crop.to_model_input(crops))
+    errors = {}
+    with load(default_model.BUNDLED_CHECKPOINT, "torch", device="cuda", precision="fp16", flip_test=True) as engine:
+        assert "flip test" in engine.describe()
+        for batch in (crops[:1], crops[:3], crops):
+            got = engine.infer_crops(batch)
+            errors[f"x{len(batch)}"] = parity_errors(EngineOutput(*(a[:len(batch)] for a in expected)), got)
+    report = ", ".join(f"{k}: {e2d:.3f} px / {ed:.1e}" for k, (e2d, ed) in errors.items())
+    assert all(e2d <= FP16_2D_TOLERANCE_PX and ed <= 1e-2 for e2d, ed in errors.values()), report
+
+
+@needs_cuda
 @pytest.mark.parametrize("compiled", [True, False])
 def test_crops_cut_on_the_gpu_match_the_cpu_and_run_through_the_same_network(compiled):
     """`infer_frames` on CUDA: frames uploaded (from the pinned frame staging, as the pipeline reads

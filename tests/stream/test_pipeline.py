@@ -82,6 +82,28 @@ def test_the_generated_clip_publishes_people_meta_and_stats(pipeline, walker_cli
     assert latencies and all(0 < s["total"]["p50"] <= s["total"]["p95"] for s in latencies)
 
 
+def test_with_the_flip_test_the_default_model_runs_each_crop_twice_and_the_meta_says_so(pipeline, walker_clip):
+    """`--flip-test` on ONNX Runtime: the bundled checkpoint is exported once with the mirrored pass in
+    its graph; subscribers read `flip_test` in the model's description."""
+    run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--detector", "none", "--flip-test",
+                   "--wait-subscribers", "1")
+    meta, poses = None, []
+    with PoseSubscriber(run.endpoint) as subscriber:
+        while len(poses) < 48:
+            message = subscriber.recv(timeout=120)
+            assert message is not None, run.log
+            if isinstance(message, MetaMessage):
+                meta = message
+            elif isinstance(message, PoseMessage):
+                poses.append(message)
+        assert run.wait() == 0, run.log
+    assert meta.model["flip_test"] is True, meta.model
+    assert re.search(r"infer ready: onnxruntime on cpu, .*flip test \(each crop also run mirrored\)", run.log), run.log
+    assert [p.seq for p in poses] == list(range(48)) and all(len(p.people) == 1 for p in poses)
+    for message in poses:
+        assert_valid_pose(message, (640, 360))
+
+
 def test_the_torch_backend_runs_the_pipeline_on_the_cpu_cutting_crops_where_the_model_runs(pipeline, walker_clip):
     """`--device-crops`: preprocess hands over whole frames and the engine cuts the crops where it runs
     (torch's grid_sample; on CUDA, the GPU); here with `--no-overlap`, each batch run before the next

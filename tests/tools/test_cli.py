@@ -65,14 +65,16 @@ def test_export_then_bench_a_preset(tmp_path):
     assert result.returncode == 0, result.stderr
     assert onnx_path.is_file() and onnx_path.with_suffix(".pt").is_file()
     result = wildpose("bench", "--engine-only", "--model", str(onnx_path.with_suffix(".pt")),
-                      "--backends", "onnxruntime,torch", "--batch", "2", "--seconds", "0.2")
+                      "--backends", "onnxruntime,torch", "--batch", "2", "--seconds", "0.2", "--flip-test")
     assert result.returncode == 0, result.stderr
     assert "to ONNX for onnxruntime" not in result.stderr  # the checkpoint's export above is reused
     table = result.stdout.splitlines()
     assert table[0].split("|")[1].strip() == "backend" and "frames/s" in table[0] and "GFLOP/frame" in table[0]
+    assert table[0].split("|")[5].strip() == "flip test"
     rows = [line.split("|")[1:-1] for line in table[2:]]
-    assert sorted((r[0].strip(), r[2].strip()) for r in rows) == [("onnxruntime", "2"), ("torch", "2")]
-    assert all(float(r[5]) > 0 and float(r[6]) > 0 for r in rows)  # frames/s and peak RSS measured
+    assert sorted((r[0].strip(), r[2].strip(), r[4].strip()) for r in rows) == [
+        ("onnxruntime", "2", "no"), ("onnxruntime", "2", "yes"), ("torch", "2", "no"), ("torch", "2", "yes")]
+    assert all(float(r[6]) > 0 and float(r[7]) > 0 for r in rows)  # frames/s and peak RSS measured
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -83,6 +85,7 @@ def test_export_then_bench_a_preset(tmp_path):
      ["device_crops cuts crops with the torch backend, not onnxruntime", "--backend torch"]),
     (["bench", "--engine-only", "--backends", "nope"], ["--backends: unknown ['nope']"]),
     (["bench", "--engine-only", "--batch", "x"], ["--batch", "comma-separated list"]),
+    (["bench", "--engine-only", "--model", "x.onnx", "--flip-test"], ["--flip-test", "needs a checkpoint"]),
     (["bench"], ["--engine-only"]),
     (["bench", "--faults", "--kill", "infer,publisher"], ["--faults: unknown publisher", "stages are capture"]),
     (["export", "-o", "x.onnx"], ["either a checkpoint or --preset"]),

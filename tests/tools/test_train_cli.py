@@ -101,6 +101,20 @@ def test_eval_takes_the_validation_sets_of_a_training_config(trained):
         assert saved["joints2d"].shape == (8, 16, 2) and saved["pose3d"].shape == (8, 16, 3)
 
 
+def test_eval_with_the_flip_test_scores_the_averaged_predictions(trained):
+    root, _ = trained
+    flags = ["--format", "h36m", "--annotations", str(root / "h36m" / "annot.h5"),
+             "--images", str(root / "h36m" / "images")]
+    scores = {}
+    for name, extra in (("plain", []), ("flip", ["--flip-test"])):
+        result = wildpose("eval", str(root / "run" / "2_depth.pt"), *flags, *extra,
+                          "--json", str(root / f"{name}.json"))
+        assert result.returncode == 0, result.stderr
+        scores[name] = json.loads((root / f"{name}.json").read_text())["0_h36m"]
+    assert scores["flip"]["samples"] == scores["plain"]["samples"] == 8
+    assert scores["flip"]["mpjpe_reference_mm"] != scores["plain"]["mpjpe_reference_mm"]
+
+
 def test_eval_scores_saved_predictions_without_images(shared_data, tmp_path):
     """MPII's validation annotations against themselves: PCKh 100, no images needed."""
     valid = shared_data / "mpii" / "valid.h5"
