@@ -87,17 +87,11 @@ def test_with_the_flip_test_the_default_model_runs_each_crop_twice_and_the_meta_
     its graph; subscribers read `flip_test` in the model's description."""
     run = pipeline("--source", f"walker={walker_clip}", "--every-frame", "--detector", "none", "--flip-test",
                    "--wait-subscribers", "1")
-    meta, poses = None, []
-    with PoseSubscriber(run.endpoint) as subscriber:
-        while len(poses) < 48:
-            message = subscriber.recv(timeout=120)
-            assert message is not None, run.log
-            if isinstance(message, MetaMessage):
-                meta = message
-            elif isinstance(message, PoseMessage):
-                poses.append(message)
+    with PoseSubscriber(run.endpoint, topics=["meta", "pose"]) as subscriber:
+        meta = subscriber.recv(timeout=120)  # sent to each new subscriber first
+        poses = receive_poses(subscriber, 48)
         assert run.wait() == 0, run.log
-    assert meta.model["flip_test"] is True, meta.model
+    assert isinstance(meta, MetaMessage) and meta.model["flip_test"] is True, meta
     assert re.search(r"infer ready: onnxruntime on cpu, .*flip test \(each crop also run mirrored\)", run.log), run.log
     assert [p.seq for p in poses] == list(range(48)) and all(len(p.people) == 1 for p in poses)
     for message in poses:
