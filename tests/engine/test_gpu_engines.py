@@ -156,10 +156,11 @@ def test_the_compiled_cuda_path_in_fp16_matches_onnxruntime(reference, branch_st
 
 
 @needs_cuda
-def test_the_flip_test_on_the_compiled_cuda_path_matches_onnxruntime():
+def test_the_flip_test_on_the_compiled_cuda_path_matches_the_cpu():
     """The mirrored pass inside the captured graphs (batches 1 and 3 with branches on streams, 24
-    without) against the CPU's ONNX export of the same flip-test graph."""
-    with load(default_model.BUNDLED_CHECKPOINT, "onnxruntime", device="cpu", flip_test=True) as engine:
+    without) against the same flip-test graph in float32 on the CPU (which test_flip_test.py holds to
+    its ONNX export; exporting here would need onnxscript, which the GPU machines may not have)."""
+    with load(default_model.BUNDLED_CHECKPOINT, "torch", device="cpu", flip_test=True) as engine:
         crops = demo_crops(engine.input_size, 24)
         expected = engine.infer(crop.to_model_input(crops))
     errors = {}
