@@ -191,7 +191,9 @@ def soak(seconds: float, interval_s: float = 5.0, source: str | None = None, run
                     next_sample += interval_s
                     if progress:
                         progress(samples[-1])
-                if time.monotonic() >= next_kill:
+                # The same `now` as the sample: when both fall due, the sample is taken first, never a
+                # moment after a kill, while the supervisor is still restarting the stages.
+                if now >= next_kill:
                     _kill(KILLED_IN_TURN[kills % len(KILLED_IN_TURN)], names)
                     kills += 1
                     next_kill += kill_every_s
