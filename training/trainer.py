@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import json
 import logging
 import math
@@ -335,6 +336,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_at_step: i
         torch.backends.cudnn.benchmark = False
     context = distributed.setup(config.device)
     started = time.monotonic()
+    run = None
     try:
         run = _Run(config, context)
         if resume is not None or branch_from is not None:
@@ -345,6 +347,9 @@ def train(config: TrainConfig, resume: str | Path | None = None, stop_at_step: i
                 run.init_from(Path(config.init))
         result = run.run(stop_at_step)
     finally:
+        # the run (its DistributedDataParallel wrapper) goes before the process group: see teardown
+        run = None
+        gc.collect()
         distributed.teardown(context)
         torch.use_deterministic_algorithms(previous)
     log.info("%s after %d steps in %.1f s; checkpoint %s", "finished" if result.finished else "stopped",

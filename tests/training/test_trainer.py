@@ -4,11 +4,11 @@ data-parallel processes end with identical weights."""
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tomllib
 
+import psutil
 import pytest
 import torch
 
@@ -206,17 +206,18 @@ def test_two_data_parallel_processes_end_with_identical_weights(synthetic_data, 
     config_path = tmp_path / "ddp.toml"
     config_path.write_text(to_toml(config.to_dict()))
     assert tomllib.loads(config_path.read_text())["batch_size"] == 4
-    # its own process group, so a hang is killed whole: torchrun's workers would outlive torchrun
     launcher = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "wildpose.tools.cli", "train", "--config", str(config_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"})
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         stdout, stderr = launcher.communicate(timeout=180)
     finally:
         if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGKILL)
+            # torchrun starts each worker in a session of its own: kill them by name, not by group
+            workers = psutil.Process(launcher.pid).children(recursive=True)
+            for process in [launcher, *workers]:
+                process.kill()
             launcher.wait()
     result = subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-3000:]
