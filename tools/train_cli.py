@@ -63,6 +63,8 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--seed", type=int, default=3, help="synthpose: render seed (default 3, the wild "
                           "test set of `wildpose experiment synthpose`)")
     evaluate.add_argument("--mocap", help="synthpose: CMU BVH folder (default ../shared/data/cmu_mocap)")
+    evaluate.add_argument("--faces", action="store_true", help="synthpose: figures with eyes, brows, nose and a "
+                          "neckline (the same samples otherwise)")
     evaluate.add_argument("--limit", type=int, default=0, help="score only the first N samples (default all)")
     evaluate.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -121,6 +123,9 @@ def _datasets(args: argparse.Namespace):
     if (args.config is None) == (args.format is None):
         raise ConfigError("give the dataset either as --config FILE (its [[data.val]] tables) or as "
                           "--format F --annotations FILE [--images DIR], not both or neither")
+    if args.faces and args.format != "synthpose":
+        raise ConfigError("--faces applies to --format synthpose only (with --config, set faces = true in its "
+                          "synthpose [[data.val]] tables)")
     if args.config is not None:
         configs = train_config.load(args.config).data.val
         if not configs:
@@ -131,7 +136,7 @@ def _datasets(args: argparse.Namespace):
             raise ConfigError("--format synthpose renders its samples: give --domain, --split, --size, --seed "
                               "and optionally --mocap DIR, not --annotations or --images")
         return [DatasetConfig(format="synthpose", domain=args.domain, split=args.split, size=args.size,
-                              seed=args.seed, limit=args.limit,
+                              seed=args.seed, limit=args.limit, faces=args.faces,
                               mocap=str(Path(args.mocap).resolve()) if args.mocap else None)]
     if not args.annotations:
         raise ConfigError(f"--format {args.format} needs --annotations FILE")

@@ -64,7 +64,8 @@ def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: torch
 def score(ground_truth: dict[str, np.ndarray], joints2d: np.ndarray | None,
           pose: np.ndarray | None, protocol_3d: str = "h36m", per_joint: bool = False) -> dict[str, float]:
     """Every metric that the ground truth supports, as {name: value}; with `per_joint`, the 2D PCK of
-    each joint too (`pck@0.1/r_wrist`, ...): where a model misses.
+    each joint too (`pck@0.1/r_wrist`, ...) and the share of left/right swaps (`lr_swaps@0.1`): where
+    and how a model misses.
 
     `ground_truth` is `PoseDataset.annotations()`. `joints2d` `(N, J, 2)` image px; `pose` `(N, J, 3)`
     root-relative 3D in any scale (a metric scale comes from the skeleton-sum prior, as at inference).
@@ -87,6 +88,7 @@ def score(ground_truth: dict[str, np.ndarray], joints2d: np.ndarray | None,
         if len(box) and (box[visible.any(axis=1)] > 0).all():
             results["pck@0.1"] = metrics.pck_bbox(joints2d, ground_truth["joints2d"], visible, box)
             if per_joint:
+                results["lr_swaps@0.1"] = metrics.swaps_bbox(joints2d, ground_truth["joints2d"], visible, box)
                 for j, name in enumerate(joints.NAMES):
                     only = np.zeros_like(visible)
                     only[:, j] = visible[:, j]

@@ -155,19 +155,44 @@ def pck_bbox(predicted: np.ndarray, target: np.ndarray, visible: np.ndarray, box
     `predicted`, `target` `(N, 16, 2)` image px; `visible` `(N, 16)` marks the joints scored (all 16
     count, the pelvis and thorax too); `box_size` `(N,)` px, positive for every scored sample.
     """
+    distance, scored = _box_distances("pck_bbox", predicted, target, visible, box_size, threshold)
+    return float(100.0 * ((distance <= threshold) & scored).sum() / scored.sum())
+
+
+def swaps_bbox(predicted: np.ndarray, target: np.ndarray, visible: np.ndarray, box_size: np.ndarray,
+               threshold: float = PCK_BBOX_THRESHOLD) -> float:
+    """Left/right swaps, in percent of the scored left and right joints: a joint that `pck_bbox` misses
+    but that lies within the threshold of its mirror partner (a right wrist put on the left wrist).
+    A figure read the wrong way round (its back taken for its front) swaps every limb at once.
+
+    Arguments as `pck_bbox`; the unpaired joints (pelvis, thorax, neck, head) are not counted.
+    """
+    distance, scored = _box_distances("swaps_bbox", predicted, target, visible, box_size, threshold)
+    mirror = joints.flip_permutation()
+    sided = scored & (mirror != np.arange(joints.NUM_JOINTS))[None, :]
+    if not sided.any():
+        raise InputError("swaps_bbox: no left or right joint is marked visible, so there is nothing to score")
+    to_partner, _ = _box_distances("swaps_bbox", predicted, np.asarray(target)[:, mirror], visible, box_size,
+                                   threshold)
+    return float(100.0 * ((distance > threshold) & (to_partner <= threshold) & sided).sum() / sided.sum())
+
+
+def _box_distances(caller: str, predicted: np.ndarray, target: np.ndarray, visible: np.ndarray,
+                   box_size: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """`(N, 16)` distances as fractions of each box, and the `(N, 16)` scored mask, after the checks."""
     predicted, target = _pair(predicted, target, dims=2)
     _check("predicted", predicted, (None, joints.NUM_JOINTS, 2))
     scored = _check("visible", visible, predicted.shape[:2]) > 0
     box_size = _check("box_size", box_size, (len(predicted),))
     if not (box_size[scored.any(axis=1)] > 0).all():
-        raise InputError("pck_bbox: every scored sample needs a positive box size (the longer side of its "
+        raise InputError(f"{caller}: every scored sample needs a positive box size (the longer side of its "
                          "joints' box, px); pass the ground truth's box sizes")
     if not 0 < threshold:
-        raise InputError(f"pck_bbox: threshold must be > 0 (a fraction of the box), got {threshold}")
+        raise InputError(f"{caller}: threshold must be > 0 (a fraction of the box), got {threshold}")
     if not scored.any():
-        raise InputError("pck_bbox: no joint is marked visible, so there is nothing to score")
+        raise InputError(f"{caller}: no joint is marked visible, so there is nothing to score")
     distance = np.linalg.norm(predicted - target, axis=-1) / np.where(box_size > 0, box_size, 1.0)[:, None]
-    return float(100.0 * ((distance <= threshold) & scored).sum() / scored.sum())
+    return distance, scored
 
 
 def _joint_errors_3dhp(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:

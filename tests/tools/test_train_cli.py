@@ -149,6 +149,8 @@ def test_bad_training_configs_get_one_clear_line(trained, config, fragments):
     (["eval", "--predictions", "/no/p.npz", "--format", "mpii", "--annotations", "/no/a.h5"],
      ["predictions file not found: /no/p.npz"]),
     (["eval", "--predictions", "p.npz", "--format", "nope"], ["invalid choice: 'nope'"]),
+    (["eval", "model.pt", "--format", "h36m", "--annotations", "x.h5", "--faces"],
+     ["--faces applies to --format synthpose only"]),
 ])
 def test_bad_command_lines_get_one_clear_line(args, fragments):
     assert_one_line_error(wildpose(*args), *fragments)

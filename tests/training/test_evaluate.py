@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from wildpose.errors import DatasetError
-from wildpose.training import evaluate, joints
+from wildpose.training import evaluate, joints, metrics
 from wildpose.training.datasets import DatasetConfig, build, synthetic
 
 
@@ -67,7 +67,8 @@ def test_per_joint_pck_shows_which_joint_a_model_misses():
     results = evaluate.score(truth, predicted, None, per_joint=True)
     assert results["pck@0.1/r_wrist"] == 75.0 and results["pck@0.1/l_wrist"] == 100.0
     assert results["pck@0.1"] == pytest.approx(100.0 - 25.0 / joints.NUM_JOINTS)
-    assert not any("/" in name for name in evaluate.score(truth, predicted, None))
+    assert results["lr_swaps@0.1"] == metrics.swaps_bbox(predicted, truth2d, truth["visible"], truth["box_size"])
+    assert not any("/" in name or "swaps" in name for name in evaluate.score(truth, predicted, None))
 
 
 def test_predictions_for_another_dataset_are_refused(h36m_test):

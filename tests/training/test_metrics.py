@@ -161,7 +161,27 @@ def test_pck_bbox_scores_only_the_visible_joints_of_each_sample(boxed_poses):
     assert metrics.pck_bbox(moved, poses, hidden, box) == 100.0
 
 
+def test_swaps_count_left_and_right_joints_put_on_their_partners():
+    """Three poses whose left joints lie 80-160 px from their right partners (boxes of about 160 px)."""
+    side = np.array([60.0 if n.startswith("l_") else -60.0 if n.startswith("r_") else 0.0 for n in joints.NAMES])
+    poses = np.random.default_rng(5).uniform(130, 170, (3, joints.NUM_JOINTS, 2))
+    poses[..., 0] += side
+    visible, box = np.ones((3, joints.NUM_JOINTS)), np.ptp(poses, axis=1).max(axis=1)
+    mirror = joints.flip_permutation()
+    assert metrics.swaps_bbox(poses, poses, visible, box) == 0.0
+    # the figure read the wrong way round: every left joint on the right one and back; 12 of 16 are sided
+    assert metrics.swaps_bbox(poses[:, mirror], poses, visible, box) == 100.0
+    assert metrics.pck_bbox(poses[:, mirror], poses, visible, box) == 25.0
+    # one wrist swapped in each pose: 1 of the 12 sided joints; a joint that is just far off is no swap
+    one = poses.copy()
+    one[:, joints.INDEX["r_wrist"]] = poses[:, joints.INDEX["l_wrist"]]
+    one[:, joints.INDEX["l_ankle"], 0] += 0.5 * box
+    assert metrics.swaps_bbox(one, poses, visible, box) == pytest.approx(100.0 / 12)
+
+
 @pytest.mark.parametrize("call, message", [
+    (lambda: metrics.swaps_bbox(np.zeros((1, 16, 2)), np.zeros((1, 16, 2)), np.zeros((1, 16)), np.ones(1)),
+     "swaps_bbox: no joint is marked visible"),
     (lambda: metrics.pck_bbox(np.zeros((2, 16, 2)), np.zeros((2, 16, 3)), np.ones((2, 16)), np.ones(2)),
      r"target: expected shape \(2, 16, 2\), got \(2, 16, 3\)"),
     (lambda: metrics.pck_bbox(np.zeros((2, 16, 2)), np.zeros((2, 16, 2)), np.ones((2, 16)), np.ones(3)),

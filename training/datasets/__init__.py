@@ -26,7 +26,7 @@ _NEEDS_IMAGES = ("h36m", "mpi_inf_3dhp")
 SYNTHPOSE_RENDER_SIZE = 256
 # Keys of the synthpose format only, with their defaults (another format must leave them alone).
 _SYNTHPOSE_KEYS = {"domain": None, "size": 0, "seed": 0, "mocap": None, "render_size": SYNTHPOSE_RENDER_SIZE,
-                   "cache": False, "repose_limbs": 0.0}
+                   "cache": False, "repose_limbs": 0.0, "faces": False}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class DatasetConfig:
     render_size: int = SYNTHPOSE_RENDER_SIZE  # synthpose: rendered image side, px
     cache: bool = False  # synthpose: keep rendered images in memory (size x render_size^2 x 3 bytes)
     repose_limbs: float = 0.0  # synthpose train split: probability each limb is re-posed (synthpose/repose.py)
+    faces: bool = False  # synthpose: figures with eyes, brows, nose and a neckline (synthpose/body.py)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -79,8 +80,9 @@ class DatasetConfig:
                 raise ConfigError(f"dataset (synthpose): {name} must be an integer >= {low}, got {value!r}")
         if self.mocap is not None and (not isinstance(self.mocap, str) or not self.mocap):
             raise ConfigError(f"dataset (synthpose): mocap must be a folder path, got {self.mocap!r}")
-        if not isinstance(self.cache, bool):
-            raise ConfigError(f"dataset (synthpose): cache must be true or false, got {self.cache!r}")
+        for name in ("cache", "faces"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"dataset (synthpose): {name} must be true or false, got {getattr(self, name)!r}")
         if isinstance(self.repose_limbs, bool) or not isinstance(self.repose_limbs, (int, float)) \
                 or not 0.0 <= self.repose_limbs <= 1.0:
             raise ConfigError(f"dataset (synthpose): repose_limbs must be a probability in [0, 1], got "
@@ -130,7 +132,7 @@ def build(config: DatasetConfig, input_size: int, augment: AugmentConfig | None 
 
         dataset = SynthPoseDataset(config.domain, config.split, config.size, seed=config.seed, mocap=config.mocap,
                                    render_size=config.render_size, cache=config.cache,
-                                   repose_limbs=config.repose_limbs, **common)
+                                   repose_limbs=config.repose_limbs, faces=config.faces, **common)
     else:
         from wildpose.training.datasets.folder import FolderDataset
 

@@ -57,9 +57,10 @@ SEGMENT_SD = 0.04  # per-segment proportion, same on both sides (the geometric l
 SEGMENT_RANGE = (0.9, 1.1)
 BUILD_RANGE = (0.8, 1.3)  # slim to heavy: scales the radii and the torso's width and depth
 
-# Materials: indices into the albedo table the renderer draws per figure.
-SKIN, SHIRT, TROUSERS, SHOES, HAIR = range(5)
-NUM_MATERIALS: Final[int] = 5
+# Materials: indices into the albedo table the renderer draws per figure. FEATURES (eyes, brows) is a
+# fixed dark brown, never drawn at random, so figures without a face render exactly as before.
+SKIN, SHIRT, TROUSERS, SHOES, HAIR, FEATURES = range(6)
+NUM_MATERIALS: Final[int] = 6
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class BodyShape:
     long_sleeves: bool
     long_trousers: bool
     hair: float  # hair volume: 0 (bald) .. 1
+    face: bool = False  # eyes, brows, nose and a neckline on the front: which way the figure faces
 
     def __post_init__(self) -> None:
         needed = set(MEAN_SEGMENT_MM)
@@ -159,8 +161,8 @@ JOINT_PARTS: Final[dict[str, tuple[str, ...]]] = {
     **{f"{s}_hip": (f"{s}_thigh", "hips") for s in "rl"},
     "pelvis": ("hips", "waist", "r_thigh", "l_thigh"),
     "thorax": ("waist", "chest", "hips"),
-    "upper_neck": ("chest", "neck", "head", "hair"),
-    "head_top": ("head", "hair"),
+    "upper_neck": ("chest", "neck", "head", "hair", "nose", "r_eye", "l_eye", "r_brow", "l_brow", "neckline"),
+    "head_top": ("head", "hair", "r_brow", "l_brow"),
     **{f"{s}_shoulder": (f"{s}_upper_arm", "chest") for s in "rl"},
     **{f"{s}_elbow": (f"{s}_upper_arm", f"{s}_forearm") for s in "rl"},
     **{f"{s}_wrist": (f"{s}_forearm", f"{s}_hand") for s in "rl"},
@@ -235,8 +237,43 @@ def primitives(pose_cam: np.ndarray, extras_cam: np.ndarray, shape: BodyShape) -
     parts.append(("neck", Capsule(p["upper_neck"] - 0.3 * chest_len * chest_frame[1],
                                   head_centre - 0.3 * semi[1] * head_up, r["neck"], SKIN)))
     parts.append(("head", Ellipsoid(head_centre, head_frame, semi, SKIN)))
+    if shape.face:
+        parts += _face(head_centre, head_frame, semi, chest_top, chest_frame, depth, cap, shoulder_half * width)
     if shape.hair > 0.15:
         grow = 1.0 + 0.08 * shape.hair
         parts.append(("hair", Ellipsoid(head_centre + 0.3 * semi[1] * head_up - 0.18 * semi[2] * head_frame[2],
                                         head_frame, semi * np.array([1.05 * grow, 0.86 * grow, 1.03 * grow]), HAIR)))
+    return parts
+
+
+def _face(head_centre: np.ndarray, head_frame: np.ndarray, semi: np.ndarray, chest_top: np.ndarray,
+          chest_frame: np.ndarray, chest_depth: float, chest_cap: float, shoulder_half: float
+          ) -> list[tuple[str, Primitive]]:
+    """Eyes, brows and nose on the head's front and a neckline on the shirt's: without them the figure
+    seen from behind is nearly the mirror image of the figure seen from the front, and only the bend
+    of knees and elbows and the feet tell a network its left limbs from its right ones.
+
+    Each feature is centred just under the surface it sits on, so only its front part shows."""
+    left, up, forward = head_frame
+
+    def on_head(x: float, y: float, sink: float) -> np.ndarray:
+        """The point `sink` mm under the head's surface at (x, y) of its half-width and half-height."""
+        z = semi[2] * np.sqrt(max(1.0 - x * x - y * y, 0.0))
+        return head_centre + x * semi[0] * left + y * semi[1] * up + (z - sink) * forward
+
+    scale = semi[0] / 76.0
+    parts: list[tuple[str, Primitive]] = []
+    for side, sign in (("r", -1.0), ("l", 1.0)):
+        parts.append((f"{side}_eye", Ellipsoid(on_head(0.36 * sign, 0.12, 3.0 * scale), head_frame,
+                                               np.array([12.0, 6.5, 6.0]) * scale, FEATURES)))
+        parts.append((f"{side}_brow", Ellipsoid(on_head(0.38 * sign, 0.3, 3.0 * scale), head_frame,
+                                                np.array([15.0, 3.5, 5.0]) * scale, FEATURES)))
+    parts.append(("nose", Ellipsoid(on_head(0.0, -0.08, 4.0 * scale), head_frame,
+                                    np.array([9.0, 20.0, 16.0]) * scale, SKIN)))
+    _, c_up, c_forward = chest_frame
+    # A round neckline: skin where the shirt's front meets the neck, its top just under the shoulders'
+    # line so that it does not show from behind.
+    neckline = chest_top - 0.4 * chest_cap * c_up + 0.55 * chest_depth * c_forward
+    parts.append(("neckline", Ellipsoid(neckline, chest_frame,
+                                        np.array([0.42 * shoulder_half, 0.38 * chest_cap, 0.38 * chest_depth]), SKIN)))
     return parts

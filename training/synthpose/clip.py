@@ -58,7 +58,8 @@ _APPEARANCE = Appearance(
                      [0.75, 0.18, 0.12],   # shirt: red
                      [0.12, 0.16, 0.30],   # trousers: dark denim
                      [0.10, 0.10, 0.10],   # shoes
-                     [0.15, 0.10, 0.06]]),  # hair
+                     [0.15, 0.10, 0.06],    # hair
+                     [0.09, 0.06, 0.05]]),  # eyes and brows
     light=np.array([0.45, 0.80, 0.40]) / np.linalg.norm([0.45, 0.80, 0.40]),
     ambient=0.4, diffuse=0.75, tint=np.ones(3))
 _WALL_DISTANCE_MM = 5000.0  # behind the subject, from the camera's horizontal view

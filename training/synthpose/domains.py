@@ -23,6 +23,7 @@ so data loader workers can each draw their own indices without repeating samples
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import zlib
@@ -134,7 +135,9 @@ class SynthConfig:
     """Generator settings shared by both domains. `fps` resamples the 120 fps mocap before frames
     are drawn (consecutive 120 fps frames are near-identical); `degrade` turns blur/noise/JPEG off
     for clean checks; `repose_limbs` the probability that each limb of a `train` sample is re-posed
-    (repose.py: poses the few training takes lack; test samples always keep the mocap's pose)."""
+    (repose.py: poses the few training takes lack; test samples always keep the mocap's pose); `faces`
+    draws eyes, brows, nose and a neckline on every figure (body.py), which tell its front from its
+    back, and changes no other pixel or draw of a sample."""
 
     mocap_dir: str = str(DEFAULT_MOCAP_DIR)
     width: int = 320
@@ -142,6 +145,7 @@ class SynthConfig:
     fps: float = 30.0
     degrade: bool = True
     repose_limbs: float = 0.0
+    faces: bool = False
     domains: dict = field(default_factory=lambda: dict(DOMAINS))
 
     def __post_init__(self) -> None:
@@ -152,6 +156,8 @@ class SynthConfig:
         if isinstance(self.repose_limbs, bool) or not isinstance(self.repose_limbs, (int, float)) \
                 or not 0.0 <= self.repose_limbs <= 1.0:
             raise ConfigError(f"repose_limbs must be a probability in [0, 1], got {self.repose_limbs!r}")
+        if not isinstance(self.faces, bool):
+            raise ConfigError(f"faces must be true or false, got {self.faces!r}")
         for name, spec in self.domains.items():
             if not isinstance(spec, DomainSpec) or spec.name != name:
                 raise ConfigError(f"domains must map each name to its DomainSpec, got {name!r} -> {spec!r}")
@@ -269,6 +275,8 @@ def _scene(domain: str, split: str, seed: int, index: int, config: SynthConfig) 
     motion = motions[rng.choice(len(motions), p=weights / weights.sum())]
     frame = int(rng.integers(motion.num_frames))
     shape = body.sample_shape(rng)
+    if config.faces:
+        shape = dataclasses.replace(shape, face=True)
     pose, extras = body.retarget(motion.joints[frame], motion.extras[frame], shape, motion.floor_y)
     if split == "train" and config.repose_limbs > 0.0:
         # Its own stream, so every other draw of the sample (camera, looks) is the same with or without.

@@ -27,13 +27,14 @@ _SKIN_LIGHT = np.array([0.93, 0.78, 0.68])
 _SKIN_DARK = np.array([0.33, 0.22, 0.16])
 _HAIR = np.array([[0.05, 0.04, 0.03], [0.25, 0.15, 0.08], [0.45, 0.3, 0.15], [0.8, 0.65, 0.4],
                   [0.6, 0.6, 0.6], [0.5, 0.2, 0.08]])
+_FEATURES = np.array([0.09, 0.06, 0.05])  # eyes and brows: dark brown
 _TROUSERS = np.array([[0.15, 0.22, 0.38], [0.08, 0.08, 0.09], [0.35, 0.35, 0.36], [0.62, 0.55, 0.4],
                       [0.25, 0.3, 0.2]])
 
 
 @dataclass(frozen=True, eq=False)
 class Appearance:
-    """Clothing and light: `albedo` `(5, 3)` RGB in [0, 1] per body.SKIN..HAIR material, `light` unit
+    """Clothing and light: `albedo` `(6, 3)` RGB in [0, 1] per body.SKIN..FEATURES material, `light` unit
     direction towards the light in the WORLD frame, `ambient`/`diffuse` weights, `tint` RGB gain."""
 
     albedo: np.ndarray
@@ -62,6 +63,7 @@ def sample_appearance(rng: np.random.Generator) -> Appearance:
         albedo[body.TROUSERS] = rng.uniform(0.05, 0.9, 3)
     albedo[body.SHOES] = rng.uniform(0.05, 0.25) if rng.random() < 0.7 else rng.uniform(0.05, 0.95, 3)
     albedo[body.HAIR] = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.8, 1.2)
+    albedo[body.FEATURES] = _FEATURES
     azimuth, elevation = rng.uniform(0, 2 * np.pi), rng.uniform(np.radians(20), np.radians(75))
     light = np.array([np.cos(elevation) * np.sin(azimuth), np.sin(elevation), np.cos(elevation) * np.cos(azimuth)])
     return Appearance(albedo=np.clip(albedo, 0.0, 1.0), light=light, ambient=float(rng.uniform(0.25, 0.5)),

@@ -92,6 +92,20 @@ def test_the_cache_keeps_rendered_images_and_changes_nothing(mocap):
         synthpose.clear_cache()
 
 
+def test_faces_change_the_pictures_not_the_labels_and_are_cached_apart(mocap):
+    plain = dataset(mocap, "wild", "test", size=2, seed=9, cache=True)
+    faced = dataset(mocap, "wild", "test", size=2, seed=9, cache=True, faces=True)
+    try:
+        assert plain.prerender() > 0  # cached first: the faces must not come from this cache
+        for index in range(2):
+            first, second = plain[index], faced[index]
+            assert torch.equal(first["heatmaps"], second["heatmaps"]) and torch.equal(first["joints3d"],
+                                                                                      second["joints3d"])
+            assert not torch.equal(first["image"], second["image"])
+    finally:
+        synthpose.clear_cache()
+
+
 def test_a_missing_mocap_folder_is_named(tmp_path):
     with pytest.raises(DatasetError, match=f"{tmp_path / 'nowhere'} does not exist"):
         dataset(str(tmp_path / "nowhere"), "lab", "train")
@@ -107,6 +121,8 @@ def test_a_missing_mocap_folder_is_named(tmp_path):
     ({"format": "synthpose", "domain": "lab", "size": 4, "annotations": "a.h5"}, "give the CMU BVH folder as `mocap`"),
     ({"format": "synthpose", "domain": "lab", "size": 4, "render_size": 16}, "render_size must be an integer >= 32"),
     ({"format": "synthpose", "domain": "lab", "size": 4, "cache": "yes"}, "cache must be true or false"),
+    ({"format": "synthpose", "domain": "lab", "size": 4, "faces": 1}, "faces must be true or false, got 1"),
+    ({"format": "mpii", "annotations": "a.h5", "faces": True}, r"\['faces'\] apply to format synthpose only"),
     ({"format": "h36m", "annotations": "a.h5", "images": "i", "domain": "lab"}, r"\['domain'\] apply to format "
                                                                                  "synthpose only"),
     ({"format": "synthpose", "domain": "lab", "size": 4, "frames": 2}, r"unknown keys \['frames'\]"),

@@ -124,6 +124,22 @@ def test_clean_config_turns_degradation_off_without_changing_the_scene(config):
     assert noisy.image.tobytes() != plain.image.tobytes()
 
 
+def test_faces_draw_eyes_nose_and_neckline_near_the_head_and_change_nothing_else(config):
+    """The same samples with and without faces: equal labels, and pixels differ only around the head
+    and neck (lab views are frontal, so every one shows its face)."""
+    clean = dataclasses.replace(config, degrade=False)
+    neck, top = joints.INDEX["upper_neck"], joints.INDEX["head_top"]
+    for index in range(4):
+        plain = domains.sample("lab", "train", seed=3, index=index, config=clean)
+        faced = domains.sample("lab", "train", seed=3, index=index, config=dataclasses.replace(clean, faces=True))
+        assert np.array_equal(plain.joints2d, faced.joints2d) and np.array_equal(plain.visible, faced.visible)
+        assert np.array_equal(plain.joints3d_cam, faced.joints3d_cam) and plain.frame == faced.frame
+        changed = np.argwhere(np.any(plain.image != faced.image, axis=2))[:, ::-1]  # (x, y)
+        assert len(changed) > 20
+        head = np.linalg.norm(faced.joints2d[top] - faced.joints2d[neck])
+        assert np.linalg.norm(changed - faced.joints2d[neck], axis=1).max() < 1.2 * head
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -135,6 +151,7 @@ def test_clean_config_turns_degradation_off_without_changing_the_scene(config):
         (lambda c: domains.sample("lab", "train", 0, -1, c), "seed and index must be >= 0"),
         (lambda c: dataclasses.replace(c, width=16), "image size must be 32..4096"),
         (lambda c: dataclasses.replace(c, fps=240.0), "fps must be 1..120"),
+        (lambda c: dataclasses.replace(c, faces="yes"), "faces must be true or false"),
         (lambda c: dataclasses.replace(c, domains={"lab": domains.DOMAINS["wild"]}), "must map each name"),
         (lambda c: dataclasses.replace(domains.DOMAINS["lab"], splits={"train": ("02_01",), "test": ("02_01",)}),
          "02_01 is in both 'train' and 'test'"),

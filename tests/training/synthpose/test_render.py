@@ -3,6 +3,8 @@ flags, and degradations that are deterministic under an rng."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from wildpose.errors import ConfigError
 from wildpose.stream import crop as stream_crop
 from wildpose.training import joints
-from wildpose.training.synthpose import body, render
+from wildpose.training.synthpose import body, raster, render
 from wildpose.training.synthpose.camera import Camera
 
 SIZE = 256
@@ -64,6 +66,24 @@ def test_self_occlusion_flags_joints_behind_other_body_parts(standing, yaw, hidd
     occluded = dict(zip(joints.NAMES, sample.occluded, strict=True))
     assert all(occluded[name] for name in hidden)
     assert not any(occluded[name] for name in shown)
+
+
+FACE = {"r_eye", "l_eye", "r_brow", "l_brow", "nose", "neckline"}
+
+
+@pytest.mark.parametrize(("yaw", "seen"), [(0.0, FACE), (30.0, FACE), (180.0, set()), (150.0, set())])
+def test_the_face_shows_from_the_front_and_not_from_behind(standing, yaw, seen):
+    """What tells a figure's front from its back, and so its left limbs from its right ones."""
+    shape = dataclasses.replace(body.mean_shape(), face=True)
+    pose, extras = body.retarget(*standing, shape)
+    camera = Camera.orbit(pose.mean(axis=0), body.facing(pose), 4000.0, 1300.0, yaw, 480.0, SIZE, SIZE)
+    parts = body.primitives(camera.world_to_camera(pose), camera.world_to_camera(extras), shape)
+    buffers = raster.rasterise([p for _, p in parts], camera, np.array([0.0, 0.0, -1.0]))
+    shown = {parts[i][0] for i in np.unique(buffers.index) if i >= 0}
+    assert shown & FACE == seen
+    assert {name for name, _ in parts} >= FACE
+    assert not {name for name, _ in body.primitives(camera.world_to_camera(pose), camera.world_to_camera(extras),
+                                                   body.mean_shape())} & FACE
 
 
 @pytest.mark.parametrize("size", [64, 256])
@@ -129,7 +149,8 @@ def test_sampled_appearance_is_valid_and_varies():
         (lambda: render.Effects(blur_px=-1.0), "must be >= 0"),
         (lambda: render.Effects(jpeg_quality=101), "jpeg_quality must be 0"),
         (lambda: render.Appearance(np.zeros((3, 3)), np.ones(3), 0.3, 0.5, np.ones(3)), "albedo must be"),
-        (lambda: render.Appearance(np.zeros((5, 3)), np.ones(3), 1.3, 0.5, np.ones(3)), "light weights"),
+        (lambda: render.Appearance(np.zeros((body.NUM_MATERIALS, 3)), np.ones(3), 1.3, 0.5, np.ones(3)),
+         "light weights"),
     ],
 )
 def test_bad_render_settings_are_config_errors(build, message):
