@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue #5 on a lent GPU: fine-tune the bundled demo weights with re-posed limbs or without them
-# (VARIANT=repose or plain: the same start, seeds and steps), then score the result per joint on the
-# 1000 held-out wild samples. Each variant fits one device call (~4 minutes on an H200 with 16 cores).
+# Issue #5 on a lent GPU: fine-tune the bundled demo weights with re-posed limbs, with faces on the
+# figures, or with neither (VARIANT=repose, faces or plain: the same start, seeds and steps), then score
+# the result per joint on the 1000 held-out wild samples (drawn with faces for VARIANT=faces). Each
+# variant fits one device call (~4 minutes on an H200 with 16 cores).
 # Results go to $OUT (default ./gpu-synthpose): train-V.log, metrics-V.csv, eval-V.md/.json, V.pt.
 # The GPU machines lack tqdm and ../shared: bring the tqdm wheel in $WHEELS and the CMU BVH files in $MOCAP.
 #   VARIANT=repose WHEELS=.carry/wheels MOCAP=.carry/cmu_mocap bash tools/gpu_synthpose.sh
@@ -11,9 +12,10 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$PWD/gpu-synthpose}"; mkdir -p "$OUT"
 VARIANT="${VARIANT:-repose}"
 case "$VARIANT" in
-  repose) REPOSE=0.5 ;;
-  plain) REPOSE=0.0 ;;
-  *) echo "VARIANT must be repose or plain, got '$VARIANT'" >&2; exit 2 ;;
+  repose) REPOSE=0.5; FACES="" ;;
+  faces) REPOSE=0.0; FACES="\nfaces = true" ;;
+  plain) REPOSE=0.0; FACES="" ;;
+  *) echo "VARIANT must be repose, faces or plain, got '$VARIANT'" >&2; exit 2 ;;
 esac
 export PYTHONUNBUFFERED=1
 if ! python3 -c "import wildpose" 2>/dev/null; then  # a checkout, not installed: import it as `wildpose`
@@ -24,10 +26,10 @@ fi
 MOCAP_DIR="$(cd "${MOCAP:-$ROOT/../shared/data/cmu_mocap}" 2>/dev/null && pwd)" \
   || { echo "no CMU BVH folder at ${MOCAP:-../shared/data/cmu_mocap}: set MOCAP" >&2; exit 2; }
 WORKERS=$(( $(nproc) > 2 ? $(nproc) - 2 : 0 ))
-# The config with absolute paths (it is read from /tmp), this variant's re-posing and the mocap folder.
+# The config with absolute paths (it is read from /tmp), the variant's re-posing and faces, the mocap folder.
 CONFIG="/tmp/synthpose-finetune-$VARIANT.toml"
 sed -e "s#\"\.\./weights/#\"$ROOT/weights/#" -e "s#^repose_limbs = .*#repose_limbs = $REPOSE#" \
-    -e "s#^format = \"synthpose\"#format = \"synthpose\"\nmocap = \"$MOCAP_DIR\"#" \
+    -e "s#^format = \"synthpose\"#format = \"synthpose\"\nmocap = \"$MOCAP_DIR\"$FACES#" \
     -e "s#^steps_per_epoch = .*#steps_per_epoch = ${STEPS_PER_EPOCH:-1000}#" \
     "$ROOT/configs/synthpose_finetune_gpu.toml" > "$CONFIG"
 RUN="/tmp/synthpose-finetune-$VARIANT"
@@ -39,6 +41,6 @@ step "train exit $?"; tail -3 "$OUT/train-$VARIANT.log" | cut -c1-300
 cp "$RUN/metrics.csv" "$OUT/metrics-$VARIANT.csv" 2>/dev/null
 cp "$RUN/last.pt" "$OUT/$VARIANT.pt" 2>/dev/null || { step "no checkpoint"; exit 1; }
 timeout -k 5 "${EVAL_S:-150}" python3 -m wildpose.tools.cli eval "$RUN/last.pt" --format synthpose \
-  --size "${EVAL_SIZE:-1000}" --per-joint --mocap "$MOCAP_DIR" --workers "$WORKERS" --device "${DEVICE:-cuda}" \
+  --size "${EVAL_SIZE:-1000}" --per-joint ${FACES:+--faces} --mocap "$MOCAP_DIR" --workers "$WORKERS" --device "${DEVICE:-cuda}" \
   --json "$OUT/eval-$VARIANT.json" > "$OUT/eval-$VARIANT.md" 2>> "$OUT/train-$VARIANT.log"
-step "eval exit $?"; grep -E "pck@0.1 |wrist|mpjpe_reference" "$OUT/eval-$VARIANT.md"
+step "eval exit $?"; grep -E "pck@0.1 |lr_swaps|wrist|mpjpe_reference" "$OUT/eval-$VARIANT.md"
