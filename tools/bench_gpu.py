@@ -9,7 +9,11 @@ ratio is honest on one machine. Two timings per batch size:
 - from host: `infer_crops` on uint8 crops in host memory, copies and synchronisation included (what
   the pipeline's inference stage pays per call);
 - overlapped: the same crops submitted back to back, each batch's host copy and upload while the
-  previous one runs (`submit_crops` before the previous `result()`, as the inference stage does).
+  previous one runs (`submit_crops` before the previous `result()`, as the inference stage does);
+- from frames: what the inference stage does with `--device-crops`: whole 640x480 frames (one person
+  each, as in `bench --streams`) copied into the engine's frame staging and submitted back to back
+  (`submit_frames`), the crops cut where the model runs; with the host's share of each batch (copying
+  the frames in, cutting set up, launches) timed apart, so a slow row says which side is slow.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ class GpuBenchRow:
     host_frames_per_s: float
     overlapped_ms: float  # per batch, from host, the next batch submitted before the previous is collected
     overlapped_frames_per_s: float
+    frames_ms: float  # per batch, whole frames submitted back to back, crops cut on the device
+    frames_frames_per_s: float
+    frames_host_ms: float  # of frames_ms, the host's time in copying the frames in and submitting them
     prepare_s: float  # load + compile + CUDA graph capture (TensorRT: build or cache read)
     peak_gpu_mb: float
     gpu: str
@@ -107,6 +114,8 @@ def run_gpu_bench(config: GpuBenchConfig) -> list[GpuBenchRow]:
                 host_ms=timing["host_ms"], host_frames_per_s=batch * 1000.0 / timing["host_ms"],
                 overlapped_ms=timing["overlapped_ms"],
                 overlapped_frames_per_s=batch * 1000.0 / timing["overlapped_ms"],
+                frames_ms=timing["frames_ms"], frames_frames_per_s=batch * 1000.0 / timing["frames_ms"],
+                frames_host_ms=timing["frames_host_ms"],
                 prepare_s=measured["prepare_s"], peak_gpu_mb=measured["peak_gpu_mb"], gpu=measured["gpu"],
                 weights=measured["weights"]))
         log.info("%s %s %s start %d: prepared in %.1f s", preset, path, precision, start, measured["prepare_s"])
@@ -145,8 +154,11 @@ def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...],
             start = time.perf_counter()
             engine.infer_crops(crops)
             times.append(time.perf_counter() - start)
+        frames_ms, frames_host_ms = (float("nan"),) * 2 if path == "tensorrt" else \
+            from_frames_ms(engine, batch, seconds, rng)
         timings[batch] = {"device_ms": device_ms, "host_ms": float(np.median(times)) * 1000.0,
-                          "overlapped_ms": overlapped_ms(engine, crops, seconds)}
+                          "overlapped_ms": overlapped_ms(engine, crops, seconds),
+                          "frames_ms": frames_ms, "frames_host_ms": frames_host_ms}
     result = {"batches": timings, "prepare_s": prepare_s, "gpu": torch.cuda.get_device_name(),
               "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20, "weights": engine.metadata.weights}
     engine.close()
@@ -166,9 +178,54 @@ def overlapped_ms(engine, crops: np.ndarray, seconds: float) -> float:
     return (time.perf_counter() - start) * 1000.0 / (count + 1)
 
 
+FRAME_SHAPE = (480, 640, 3)  # the streams benchmark's frames
+
+
+def centred_crop_map(frame_shape: tuple[int, ...], size: int) -> np.ndarray:
+    """`(1, 2, 3)` frame -> crop map of the frame's central square (pixel centres at integers)."""
+    height, width = frame_shape[:2]
+    scale = size / min(height, width)
+    centre = (size - 1) / 2
+    return np.array([[[scale, 0.0, centre - scale * (width - 1) / 2],
+                      [0.0, scale, centre - scale * (height - 1) / 2]]], np.float32)
+
+
+def from_frames_ms(engine, batch: int, seconds: float, rng: np.random.Generator,
+                   frame_shape: tuple[int, ...] = FRAME_SHAPE) -> tuple[float, float]:
+    """(ms per batch, of which host ms) for `batch` whole frames of one person each, copied into the
+    engine's frame staging as the inference stage reads them from the rings and submitted back to back
+    (`submit_frames` before the previous `result()`), the crops cut where the model runs."""
+    sources = rng.integers(0, 256, (batch, *frame_shape), dtype=np.uint8)  # stands for the shared-memory rings
+    affines = [centred_crop_map(frame_shape, engine.input_size)] * batch
+
+    def submit():
+        staging = engine.frame_staging(sources.nbytes)
+        frames = []
+        for i, source in enumerate(sources):
+            frame = staging[i * source.nbytes:(i + 1) * source.nbytes].reshape(source.shape)
+            frame[...] = source
+            frames.append(frame)
+        return engine.submit_frames(frames, affines)
+
+    for _ in range(3):
+        submit().result()
+    start = time.perf_counter()
+    pending, count = submit(), 0
+    host = time.perf_counter() - start
+    while count < 10 or time.perf_counter() < start + seconds:
+        submitted = time.perf_counter()
+        following = submit()
+        host += time.perf_counter() - submitted
+        pending.result()
+        pending, count = following, count + 1
+    pending.result()
+    return (time.perf_counter() - start) * 1000.0 / (count + 1), host * 1000.0 / (count + 1)
+
+
 def format_table(rows: list[GpuBenchRow]) -> str:
     headers = ["preset", "path", "precision", "start", "batch", "on-device ms", "on-device frames/s",
-               "vs eager", "from-host ms", "from-host frames/s", "overlapped frames/s", "prepare s", "peak GPU MB"]
+               "vs eager", "from-host ms", "from-host frames/s", "overlapped frames/s", "from-frames frames/s",
+               "from-frames host ms", "prepare s", "peak GPU MB"]
     eager = {(r.preset, r.precision, r.batch): r.device_frames_per_s for r in rows if r.path == "eager"}
     body = []
     for r in rows:
@@ -177,9 +234,12 @@ def format_table(rows: list[GpuBenchRow]) -> str:
                      f"{r.device_frames_per_s:,.0f}",
                      f"{r.device_frames_per_s / baseline:.2f}x" if baseline else "-",
                      f"{r.host_ms:.2f}", f"{r.host_frames_per_s:,.0f}", f"{r.overlapped_frames_per_s:,.0f}",
+                     f"{r.frames_frames_per_s:,.0f}", f"{r.frames_host_ms:.2f}",
                      f"{r.prepare_s:.1f}", f"{r.peak_gpu_mb:,.0f}"])
     gpu = rows[0].gpu if rows else "?"
     return markdown_table(headers, body) + f"\n({gpu}; {rows[0].weights if rows else ''}; eager = plain PyTorch, " \
         "same precision, channels-last; compiled = BN folded + torch.compile + CUDA graphs, " \
         "batches 1-2 with each hourglass level's full-resolution branch on a CUDA stream of its own; compiled-whole " \
-        "= the same without; compiled-branches = with, at every batch size; compiled-frozen = with inductor freezing)"
+        "= the same without; compiled-branches = with, at every batch size; " \
+        "compiled-frozen = with inductor freezing; " \
+        "from-frames = whole 640x480 frames of one person each, crops cut on the GPU as with --device-crops)"
