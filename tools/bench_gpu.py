@@ -2,7 +2,7 @@
 
 Every (preset, path, precision) row set runs in a fresh process, so its compile time and GPU memory
 are its own, and the eager baseline is measured in the same run as the compiled path, so their
-ratio is honest on one machine. Two timings per batch size:
+ratio is honest on one machine. Timings per batch size:
 
 - on-device: the input already in GPU memory, the batch timed by CUDA events over many runs (what
   the network costs; the figure GPU benchmarks usually quote);
