@@ -3,7 +3,8 @@
 # figures, or with neither (VARIANT=repose, faces or plain: the same start, seeds and steps), then score
 # the result per joint on the 1000 held-out wild samples (drawn with faces for VARIANT=faces). Each
 # variant fits one device call (~4 minutes on an H200 with 16 cores).
-# Results go to $OUT (default ./gpu-synthpose): train-V.log, metrics-V.csv, eval-V.md/.json, V.pt.
+# Results go to $OUT (default ./gpu-synthpose): train-V.log, metrics-V.csv, eval-V.md/.json, V.pt in parts
+# (V.pt.part-*, V.pt.sha256: a lent machine returns no file over 16 MiB).
 # The GPU machines lack tqdm and ../shared: bring the tqdm wheel in $WHEELS and the CMU BVH files in $MOCAP.
 #   VARIANT=repose WHEELS=.carry/wheels MOCAP=.carry/cmu_mocap bash tools/gpu_synthpose.sh
 # DEVICE, STEPS_PER_EPOCH and EVAL_SIZE override the GPU sizes (a CPU smoke run: DEVICE=cpu STEPS_PER_EPOCH=2).
@@ -39,7 +40,11 @@ timeout -k 10 "${TRAIN_S:-420}" python3 -m wildpose.tools.cli train --config "$C
   --device "${DEVICE:-cuda}" --workers "$WORKERS" > "$OUT/train-$VARIANT.log" 2>&1
 step "train exit $?"; tail -3 "$OUT/train-$VARIANT.log" | cut -c1-300
 cp "$RUN/metrics.csv" "$OUT/metrics-$VARIANT.csv" 2>/dev/null
-cp "$RUN/last.pt" "$OUT/$VARIANT.pt" 2>/dev/null || { step "no checkpoint"; exit 1; }
+[ -f "$RUN/last.pt" ] || { step "no checkpoint"; exit 1; }
+# A lent machine returns files of at most 16 MiB and last.pt (weights + trainer state) is 18 MB: it comes
+# back in parts with its digest (here: cat V.pt.part-* > V.pt; sha256sum -c V.pt.sha256).
+(cd "$RUN" && sha256sum last.pt | sed "s/last.pt/$VARIANT.pt/" > "$OUT/$VARIANT.pt.sha256")
+split -b 15m "$RUN/last.pt" "$OUT/$VARIANT.pt.part-"
 timeout -k 5 "${EVAL_S:-150}" python3 -m wildpose.tools.cli eval "$RUN/last.pt" --format synthpose \
   --size "${EVAL_SIZE:-1000}" --per-joint ${FACES:+--faces} --mocap "$MOCAP_DIR" --workers "$WORKERS" --device "${DEVICE:-cuda}" \
   --json "$OUT/eval-$VARIANT.json" > "$OUT/eval-$VARIANT.md" 2>> "$OUT/train-$VARIANT.log"
