@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 import pytest
 
-from wildpose.engine import load, onnx_file
-from wildpose.engine.metadata import METADATA_KEY
+from wildpose.engine import default_model, load, onnx_file
+from wildpose.engine.metadata import METADATA_KEY, sha256_file
 from wildpose.errors import ModelFileError
 
 
@@ -29,6 +29,12 @@ def test_metadata_record_describes_the_model(preset_models):
     assert metadata.weights == "untrained weights (random init, seed 0)" and not metadata.trained
     assert len(metadata.checkpoint_sha256) == 64 and len(metadata.graph_sha256) == 64
     assert metadata.joints[6] == "pelvis"
+
+
+def test_the_bundled_onnx_file_is_the_export_of_the_bundled_checkpoint():
+    _, metadata = onnx_file.load_verified(default_model.BUNDLED_ONNX)
+    assert metadata.checkpoint_sha256 == sha256_file(default_model.BUNDLED_CHECKPOINT)
+    assert metadata.trained and metadata.weights.startswith("trained on SynthPose only")
 
 
 def test_any_batch_size_runs(preset_models):
