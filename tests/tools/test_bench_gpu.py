@@ -15,6 +15,9 @@ def test_the_centred_crop_map_cuts_the_frames_central_square():
     crop = frame_crops.cut_on_host(frame, bench_gpu.centred_crop_map(frame.shape, 32)[0], 32)
     assert crop.shape == (32, 32, 3)
     assert crop.min() >= 199  # nothing from outside the square (black) reaches the crop
+    affine = bench_gpu.centred_crop_map(frame.shape, 32)[0]
+    edges = np.array([[7.5, -0.5, 1.0], [55.5, 47.5, 1.0]])  # the square's outer pixel edges
+    np.testing.assert_allclose(edges @ affine.T, [[-0.5, -0.5], [31.5, 31.5]], atol=1e-5)  # the crop's
 
 
 def test_from_frames_times_whole_batches_and_the_hosts_share_of_them():
