@@ -3,8 +3,9 @@
 # GPU parity tests, concurrent streams, crowds (1, 3, 6 people). Results go to $OUT (default
 # ./gpu-check). Wheels the machine lacks (PyAV, pyzmq for Python 3.12) can be put in $WHEELS; each
 # step has a time limit, so a slow one cannot eat the others' time; STEPS picks and orders them.
-#   WHEELS=.carry/wheels STREAMS_SOURCE=clip-640x480.mp4 CROWD_SOURCE=pose_squats.mp4 \
-#   CROWD_DETECTOR=yolox_nano.onnx STEPS="bench tests streams crowd" bash tools/gpu_check.sh
+# tools/gpu_carry.sh gathers the wheels, clips and detector below into .carry/ (carry .carry/wheels, .carry/gpu).
+#   WHEELS=.carry/wheels STREAMS_SOURCE=.carry/gpu/people-640x480-30fps.mp4 CROWD_SOURCE=.carry/gpu/pose_squats.mp4 \
+#   CROWD_DETECTOR=.carry/gpu/yolox_nano.onnx STEPS="bench tests streams crowd" bash tools/gpu_check.sh
 # Also: COUNTS (streams), BENCH_BATCH, BENCH_PATHS (e.g. eager,compiled,compiled-whole,compiled-frozen), BENCH_RESTARTS,
 # CROPS (streams and crowd once per mode: host, the default, and/or device: crops cut on the GPU,
 # `--device-crops`), OVERLAP (streams once per mode: on, the default, and/or off: `--no-overlap`, inference
