@@ -7,7 +7,7 @@
 # (V.pt.part-*, V.pt.sha256: a lent machine returns no file over 16 MiB).
 # The GPU machines lack tqdm and ../shared: bring the tqdm wheel in $WHEELS and the CMU BVH files in $MOCAP
 # (tools/gpu_carry.sh puts them in .carry/wheels-train and .carry/cmu_mocap).
-#   VARIANT=repose WHEELS=.carry/wheels MOCAP=.carry/cmu_mocap bash tools/gpu_synthpose.sh
+#   VARIANT=faces WHEELS=.carry/wheels-train MOCAP=.carry/cmu_mocap bash tools/gpu_synthpose.sh
 # DEVICE, STEPS_PER_EPOCH and EVAL_SIZE override the GPU sizes (a CPU smoke run: DEVICE=cpu STEPS_PER_EPOCH=2).
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
