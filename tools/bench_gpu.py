@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from wildpose.errors import BackendUnavailableError, ConfigError
+from wildpose.stream import crop
 from wildpose.tools.bench import markdown_table
 
 log = logging.getLogger(__name__)
@@ -168,14 +169,23 @@ def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...],
 def overlapped_ms(engine, crops: np.ndarray, seconds: float) -> float:
     """Milliseconds per batch over about `seconds` of batches submitted back to back, each submitted
     before the previous one's outputs are collected."""
-    pending = engine.submit_crops(crops)
-    count, start = 0, time.perf_counter()
+    return back_to_back_ms(lambda: engine.submit_crops(crops), seconds)[0]
+
+
+def back_to_back_ms(submit, seconds: float) -> tuple[float, float]:
+    """(ms per batch, of which the host's ms in `submit`) over about `seconds` of `submit()` calls, each
+    made before the previous one's outputs are collected, as the inference stage does."""
+    start = time.perf_counter()
+    pending, count = submit(), 0
+    host = time.perf_counter() - start
     while count < 10 or time.perf_counter() < start + seconds:
-        following = engine.submit_crops(crops)
+        submitted = time.perf_counter()
+        following = submit()
+        host += time.perf_counter() - submitted
         pending.result()
         pending, count = following, count + 1
     pending.result()
-    return (time.perf_counter() - start) * 1000.0 / (count + 1)
+    return (time.perf_counter() - start) * 1000.0 / (count + 1), host * 1000.0 / (count + 1)
 
 
 FRAME_SHAPE = (480, 640, 3)  # the streams benchmark's frames
@@ -184,10 +194,8 @@ FRAME_SHAPE = (480, 640, 3)  # the streams benchmark's frames
 def centred_crop_map(frame_shape: tuple[int, ...], size: int) -> np.ndarray:
     """`(1, 2, 3)` frame -> crop map of the frame's central square (pixel centres at integers)."""
     height, width = frame_shape[:2]
-    scale = size / min(height, width)
-    centre = (size - 1) / 2
-    return np.array([[[scale, 0.0, centre - scale * (width - 1) / 2],
-                      [0.0, scale, centre - scale * (height - 1) / 2]]], np.float32)
+    centre, half = np.array([(width - 1) / 2, (height - 1) / 2]), min(height, width) / 2
+    return crop.box_to_affine(np.concatenate([centre - half, centre + half]), size)[None].astype(np.float32)
 
 
 def from_frames_ms(engine, batch: int, seconds: float, rng: np.random.Generator,
@@ -209,17 +217,7 @@ def from_frames_ms(engine, batch: int, seconds: float, rng: np.random.Generator,
 
     for _ in range(3):
         submit().result()
-    start = time.perf_counter()
-    pending, count = submit(), 0
-    host = time.perf_counter() - start
-    while count < 10 or time.perf_counter() < start + seconds:
-        submitted = time.perf_counter()
-        following = submit()
-        host += time.perf_counter() - submitted
-        pending.result()
-        pending, count = following, count + 1
-    pending.result()
-    return (time.perf_counter() - start) * 1000.0 / (count + 1), host * 1000.0 / (count + 1)
+    return back_to_back_ms(submit, seconds)
 
 
 def format_table(rows: list[GpuBenchRow]) -> str:
