@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator
 
 import av
@@ -44,9 +45,15 @@ def open_source(source: SourceConfig) -> av.container.InputContainer:
         raise SourceError(f"source file not found: {source.url}; check the path")
     elif os.path.isdir(source.url):
         raise SourceError(f"source {source.url} is a directory, not a video file")
+    started = time.monotonic()
     try:
         container = av.open(target, format=fmt, options=options, timeout=timeout)
     except av.error.FFmpegError as exc:
+        if time.monotonic() - started >= source.open_timeout_s:
+            # PyAV's timeout cut the handshake short; FFmpeg then reports whatever the half-read reply
+            # looked like (RTSP: "Invalid data found when processing input"), which misleads
+            raise SourceError(f"cannot open {source.display}: no answer within {source.open_timeout_s:g} s "
+                              f"(open timeout); {_hint(source)}, or raise --open-timeout") from None
         raise SourceError(f"cannot open {source.display}: {_reason(exc)}; {_hint(source)}") from None
     except OSError as exc:
         raise SourceError(f"cannot open {source.display}: {exc.strerror or exc}; {_hint(source)}") from None

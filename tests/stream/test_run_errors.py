@@ -59,6 +59,17 @@ def test_an_unreachable_url(unused_port, scheme):
     assert_one_error_line(run_cli("--source", url, "--open-timeout", "3"), "cannot open", url)
 
 
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_a_server_that_accepts_but_never_answers_is_reported_as_an_open_timeout(scheme):
+    """FFmpeg alone would say "Invalid data found when processing input" for RTSP."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}/stream"
+        result = run_cli("--source", url, "--open-timeout", "1")
+    assert_one_error_line(result, f"cannot open {url}: no answer within 1 s (open timeout)", "--open-timeout")
+
+
 def test_credentials_in_a_url_are_never_printed(unused_port):
     result = run_cli("--source", f"rtsp://admin:hunter2@127.0.0.1:{unused_port}/s", "--open-timeout", "3")
     assert_one_error_line(result, "admin:***@")
