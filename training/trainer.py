@@ -257,7 +257,10 @@ class _Run:
         count = 0
         bar = tqdm(total=steps, initial=position.step, desc=f"{stage.name} {position.epoch + 1}/{stage.epochs}",
                    disable=None if (config.logging.progress and self.context.is_main) else True, leave=False)
-        step = position.step
+        # No bar (progress off, or output to a file or a pipe): a log line at each logging interval, so
+        # a run under nohup or a batch scheduler still shows how far it is and how fast it goes.
+        log_steps = bar.disable and self.context.is_main
+        step, since, since_step = position.step, time.monotonic(), position.step
         for batch in loader:
             images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=self.memory_format)
             tensors = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
@@ -276,6 +279,13 @@ class _Run:
                 self.run_log.train(stage.name, position.epoch, step, position.global_step,
                                    optimizer.param_groups[0]["lr"], means)
                 bar.set_postfix(loss=f"{means['loss']:.4g}")
+                if log_steps:
+                    now = time.monotonic()
+                    log.info("%s epoch %d/%d step %d/%d: loss %.4g (%s), %.2f s/step", stage.name,
+                             position.epoch + 1, stage.epochs, step, steps, means["loss"],
+                             ", ".join(f"{k} {means[k]:.4g}" for k in LOSS_NAMES if k != "loss"),
+                             (now - since) / max(step - since_step, 1))
+                    since, since_step = now, step
                 sums, count = dict.fromkeys(LOSS_NAMES, 0.0), 0
             if stop_at_step is not None and position.global_step >= stop_at_step:
                 bar.close()

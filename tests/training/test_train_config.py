@@ -36,6 +36,12 @@ def test_the_example_config_is_the_papers_schedule():
     assert {d.format for d in config.data.train} == {"h36m", "mpii"}
 
 
+@pytest.mark.parametrize("path", sorted(EXAMPLE.parent.glob("*.toml")), ids=lambda path: path.name)
+def test_every_shipped_config_loads(path):
+    """The README and the GPU scripts quote these files; a renamed key must not break one unnoticed."""
+    assert train_config.load(path).stages
+
+
 def test_relative_paths_are_resolved_against_the_config_file(tmp_path):
     config = train_config.load(write(tmp_path, MINIMAL))
     assert config.output == str(tmp_path / "out")

@@ -3,6 +3,7 @@ data-parallel processes end with identical weights."""
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -92,6 +93,17 @@ def test_the_run_leaves_checkpoints_logs_and_a_summary(full_run):
     assert len(evaluations) == 4 and all(float(r["value"]) > 0 for r in evaluations)
     summary = json.loads((output / "summary.json").read_text())
     assert summary["finished"] and summary["weight_digests"] == list(result.weight_digests)
+
+
+def test_without_a_progress_bar_each_logging_interval_is_a_log_line(synthetic_data, tmp_path, caplog):
+    """Output to a file (nohup, a batch job) gets no bar; the log still says how far and how fast."""
+    config = make_config(synthetic_data, tmp_path / "logged", stages=[STAGES[0]])
+    with caplog.at_level(logging.INFO, logger="wildpose.training.trainer"):
+        trainer.train(config)
+    lines = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
+    assert [line.split(":")[0] for line in lines] == [
+        f"heatmaps_2d epoch {epoch}/2 step {step}/6" for epoch in (1, 2) for step in (2, 4, 6)]
+    assert all("loss " in line and "heatmap " in line and line.endswith(" s/step") for line in lines)
 
 
 @pytest.mark.parametrize("stop_at_step", [9, 12])  # mid-epoch of stage 1, and the end of stage 1

@@ -26,7 +26,7 @@ _NEEDS_IMAGES = ("h36m", "mpi_inf_3dhp")
 SYNTHPOSE_RENDER_SIZE = 256
 # Keys of the synthpose format only, with their defaults (another format must leave them alone).
 _SYNTHPOSE_KEYS = {"domain": None, "size": 0, "seed": 0, "mocap": None, "render_size": SYNTHPOSE_RENDER_SIZE,
-                   "cache": False, "repose_limbs": 0.0, "faces": False}
+                   "cache": False, "repose_limbs": 0.0, "fold_elbows": 0.0, "faces": False}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class DatasetConfig:
     render_size: int = SYNTHPOSE_RENDER_SIZE  # synthpose: rendered image side, px
     cache: bool = False  # synthpose: keep rendered images in memory (size x render_size^2 x 3 bytes)
     repose_limbs: float = 0.0  # synthpose train split: probability each limb is re-posed (synthpose/repose.py)
+    fold_elbows: float = 0.0  # synthpose train split: probability each elbow is folded (synthpose/repose.py)
     faces: bool = False  # synthpose: figures with eyes, brows, nose and a neckline (synthpose/body.py)
 
     def __post_init__(self) -> None:
@@ -83,13 +84,13 @@ class DatasetConfig:
         for name in ("cache", "faces"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"dataset (synthpose): {name} must be true or false, got {getattr(self, name)!r}")
-        if isinstance(self.repose_limbs, bool) or not isinstance(self.repose_limbs, (int, float)) \
-                or not 0.0 <= self.repose_limbs <= 1.0:
-            raise ConfigError(f"dataset (synthpose): repose_limbs must be a probability in [0, 1], got "
-                              f"{self.repose_limbs!r}")
-        if self.repose_limbs and self.split != "train":
-            raise ConfigError("dataset (synthpose): repose_limbs applies to the train split only (test samples "
-                              "keep the mocap's poses); remove it from this dataset")
+        for name in ("repose_limbs", "fold_elbows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"dataset (synthpose): {name} must be a probability in [0, 1], got {value!r}")
+            if value and self.split != "train":
+                raise ConfigError(f"dataset (synthpose): {name} applies to the train split only (test samples "
+                                  "keep the mocap's poses); remove it from this dataset")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], base: Path | None = None) -> DatasetConfig:
@@ -132,7 +133,8 @@ def build(config: DatasetConfig, input_size: int, augment: AugmentConfig | None 
 
         dataset = SynthPoseDataset(config.domain, config.split, config.size, seed=config.seed, mocap=config.mocap,
                                    render_size=config.render_size, cache=config.cache,
-                                   repose_limbs=config.repose_limbs, faces=config.faces, **common)
+                                   repose_limbs=config.repose_limbs, fold_elbows=config.fold_elbows,
+                                   faces=config.faces, **common)
     else:
         from wildpose.training.datasets.folder import FolderDataset
 

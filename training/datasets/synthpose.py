@@ -60,7 +60,7 @@ class SynthPoseDataset(PoseDataset):
 
     def __init__(self, domain: str, split: str, size: int, seed: int = 0, mocap: str | Path | None = None,
                  render_size: int = SYNTHPOSE_RENDER_SIZE, cache: bool = False, repose_limbs: float = 0.0,
-                 faces: bool = False, **kwargs) -> None:
+                 fold_elbows: float = 0.0, faces: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         if domain not in DOMAINS or split not in SPLITS:
             raise DatasetError(f"synthpose: domain must be one of {list(DOMAINS)} and split one of "
@@ -70,7 +70,7 @@ class SynthPoseDataset(PoseDataset):
         folder = check_mocap_dir(default_mocap_dir() if mocap is None else mocap, domain, split)
         self.scene_domain, self.split, self.size, self.seed, self.cache = domain, split, size, seed, cache
         self.synth = domains.SynthConfig(mocap_dir=str(folder), width=render_size, height=render_size,
-                                         repose_limbs=repose_limbs, faces=faces)
+                                         repose_limbs=repose_limbs, fold_elbows=fold_elbows, faces=faces)
         self._has_3d = np.full(size, self.synth.domains[domain].labels_3d[split])
         self._labels: dict[int, Record] = {}
         self._fresh: tuple[int, np.ndarray] | None = None  # the image __getitem__ just rendered
@@ -85,8 +85,8 @@ class SynthPoseDataset(PoseDataset):
         return self._has_3d
 
     def _key(self, index: int) -> tuple:
-        return (self.synth.mocap_dir, self.synth.width, self.synth.repose_limbs, self.synth.faces, self.scene_domain,
-                self.split, self.seed, index)
+        return (self.synth.mocap_dir, self.synth.width, self.synth.repose_limbs, self.synth.fold_elbows,
+                self.synth.faces, self.scene_domain, self.split, self.seed, index)
 
     def _record(self, index: int, joints2d: np.ndarray, joints3d: np.ndarray | None, visible: np.ndarray,
                 box: np.ndarray, intrinsics: np.ndarray) -> Record:

@@ -135,7 +135,8 @@ class SynthConfig:
     """Generator settings shared by both domains. `fps` resamples the 120 fps mocap before frames
     are drawn (consecutive 120 fps frames are near-identical); `degrade` turns blur/noise/JPEG off
     for clean checks; `repose_limbs` the probability that each limb of a `train` sample is re-posed
-    (repose.py: poses the few training takes lack; test samples always keep the mocap's pose); `faces`
+    (repose.py: poses the few training takes lack; test samples always keep the mocap's pose) and
+    `fold_elbows` the probability that each elbow of a `train` sample is folded (repose.py); `faces`
     draws eyes, brows, nose and a neckline on every figure (body.py), which tell its front from its
     back, and changes no other pixel or draw of a sample."""
 
@@ -145,6 +146,7 @@ class SynthConfig:
     fps: float = 30.0
     degrade: bool = True
     repose_limbs: float = 0.0
+    fold_elbows: float = 0.0
     faces: bool = False
     domains: dict = field(default_factory=lambda: dict(DOMAINS))
 
@@ -153,9 +155,10 @@ class SynthConfig:
             raise ConfigError(f"image size must be 32..4096 px per side, got {self.width}x{self.height}")
         if not 1.0 <= self.fps <= cmu.CMU_FPS:
             raise ConfigError(f"fps must be 1..{cmu.CMU_FPS:g} (the mocap is {cmu.CMU_FPS:g} fps), got {self.fps}")
-        if isinstance(self.repose_limbs, bool) or not isinstance(self.repose_limbs, (int, float)) \
-                or not 0.0 <= self.repose_limbs <= 1.0:
-            raise ConfigError(f"repose_limbs must be a probability in [0, 1], got {self.repose_limbs!r}")
+        for name in ("repose_limbs", "fold_elbows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
         if not isinstance(self.faces, bool):
             raise ConfigError(f"faces must be true or false, got {self.faces!r}")
         for name, spec in self.domains.items():
@@ -283,6 +286,10 @@ def _scene(domain: str, split: str, seed: int, index: int, config: SynthConfig) 
         repose_rng = np.random.default_rng([seed, zlib.crc32(domain.encode()), zlib.crc32(split.encode()), index,
                                             zlib.crc32(b"repose")])
         pose, extras = repose.repose_limbs(pose, extras, config.repose_limbs, repose_rng)
+    if split == "train" and config.fold_elbows > 0.0:
+        fold_rng = np.random.default_rng([seed, zlib.crc32(domain.encode()), zlib.crc32(split.encode()), index,
+                                          zlib.crc32(b"fold")])
+        pose, extras = repose.fold_elbows(pose, extras, config.fold_elbows, fold_rng)
     camera = _frame_camera(pose, spec, config, rng)
     return _Scene(spec, rng, motion, frame, shape, pose, extras, camera)
 

