@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue #5 on a lent GPU: fine-tune the bundled demo weights with re-posed limbs, with faces on the
-# figures, or with neither (VARIANT=repose, faces or plain: the same start, seeds and steps), then score
-# the result per joint on the 1000 held-out wild samples (drawn with faces for VARIANT=faces). Each
+# figures, with faces and folded elbows, or with none of these (VARIANT=repose, faces, fold or plain:
+# the same start, seeds and steps; FOLD sets fold's probability per elbow, default 0.25), then score
+# the result per joint on the 1000 held-out wild samples (drawn with faces for faces and fold). Each
 # variant fits one device call (~4 minutes on an H200 with 16 cores).
 # Results go to $OUT (default ./gpu-synthpose): train-V.log, metrics-V.csv, eval-V.md/.json, V.pt in parts
 # (V.pt.part-*, V.pt.sha256: a lent machine returns no file over 16 MiB).
@@ -13,11 +14,13 @@ set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$PWD/gpu-synthpose}"; mkdir -p "$OUT"
 VARIANT="${VARIANT:-repose}"
+FOLD_ELBOWS=0.0
 case "$VARIANT" in
   repose) REPOSE=0.5; FACES="" ;;
   faces) REPOSE=0.0; FACES="\nfaces = true" ;;
+  fold) REPOSE=0.0; FACES="\nfaces = true"; FOLD_ELBOWS="${FOLD:-0.25}" ;;
   plain) REPOSE=0.0; FACES="" ;;
-  *) echo "VARIANT must be repose, faces or plain, got '$VARIANT'" >&2; exit 2 ;;
+  *) echo "VARIANT must be repose, faces, fold or plain, got '$VARIANT'" >&2; exit 2 ;;
 esac
 export PYTHONUNBUFFERED=1
 if ! python3 -c "import wildpose" 2>/dev/null; then  # a checkout, not installed: import it as `wildpose`
@@ -28,9 +31,9 @@ fi
 MOCAP_DIR="$(cd "${MOCAP:-$ROOT/../shared/data/cmu_mocap}" 2>/dev/null && pwd)" \
   || { echo "no CMU BVH folder at ${MOCAP:-../shared/data/cmu_mocap}: set MOCAP" >&2; exit 2; }
 WORKERS=$(( $(nproc) > 2 ? $(nproc) - 2 : 0 ))
-# The config with absolute paths (it is read from /tmp), the variant's re-posing and faces, the mocap folder.
+# The config with absolute paths (it is read from /tmp), the variant's re-posing, folds and faces, the mocap folder.
 CONFIG="/tmp/synthpose-finetune-$VARIANT.toml"
-sed -e "s#\"\.\./weights/#\"$ROOT/weights/#" -e "s#^repose_limbs = .*#repose_limbs = $REPOSE#" \
+sed -e "s#\"\.\./weights/#\"$ROOT/weights/#" -e "s#^repose_limbs = .*#repose_limbs = $REPOSE\nfold_elbows = $FOLD_ELBOWS#" \
     -e "s#^format = \"synthpose\"#format = \"synthpose\"\nmocap = \"$MOCAP_DIR\"$FACES#" \
     -e "s#^steps_per_epoch = .*#steps_per_epoch = ${STEPS_PER_EPOCH:-1000}#" \
     "$ROOT/configs/synthpose_finetune_gpu.toml" > "$CONFIG"
