@@ -95,7 +95,7 @@ def test_folding_moves_only_the_arms_and_leaves_most_elbows_folded_out_of_the_to
             if moved:
                 distance = repose._spine_distance(new_pose[J[limb.end]], pose[J["pelvis"]], pose[J["upper_neck"]])
                 assert distance >= repose.TORSO_CLEARANCE_MM - 1e-6
-            folded.append(35.0 - 1e-6 <= interior_angle(new_pose, limb) <= 70.0 + 1e-6 if moved else False)
+            folded.append(moved and 35.0 - 1e-6 <= interior_angle(new_pose, limb) <= 70.0 + 1e-6)
     assert np.mean(folded) > 0.9  # a fold whose every try hits the torso is skipped; few are
 
 
