@@ -14,7 +14,9 @@ hourglass branches onto streams of their own: shorter at batch 1, longer once th
 Two input kinds are captured separately: float32 `(N, 3, S, S)` in [0, 1] (the `Backend.infer`
 contract) and uint8 `(N, S, S, 3)` crops as the pipeline cuts them, which travel over PCIe at a
 quarter of the size and are converted and normalised on the device inside the graph. Whole frames
-(`submit_frames`) are uploaded once and their people's crops cut on the device.
+(`submit_frames`) are uploaded once and their people's crops cut on the device: on CUDA all of a
+batch's crops by the same few dozen kernels (`frame_crops.gather_crops`), on the CPU one `grid_sample`
+a frame.
 
 Overlap: `submit_crops` and `submit_frames` return once the batch is queued, and `result()` waits for
 its outputs. On CUDA the upload goes on a copy stream, and the crops, the graph replay and the download
@@ -71,7 +73,7 @@ class _Slot:
     def __init__(self) -> None:
         self.crops: torch.Tensor | None = None  # (R, S, S, 3) uint8 host staging
         self.frames: torch.Tensor | None = None  # flat uint8 host staging for whole frames
-        self.thetas: torch.Tensor | None = None  # (K, 2, 3) float32 host: the frames' crop grids
+        self.crop_table: torch.Tensor | None = None  # (K, 9) float64 host: the frames' crops, when batched
         self.device: dict[str, torch.Tensor] = {}  # device copies of the above, by name (CUDA only)
         self.outputs: tuple[torch.Tensor, ...] | None = None  # host outputs, at least the batch's rows
         self.done: torch.cuda.Event | Future | None = None
@@ -105,9 +107,12 @@ class TorchRunner:
 
     def __init__(self, network: nn.Module, input_size: int, dtype: torch.dtype, *, device: str = "cuda",
                  compile: bool = False, graphs: bool = False, batches: tuple[int, ...] = GRAPH_BATCHES,
-                 freeze: bool = False, branch_streams: int = 0) -> None:
+                 freeze: bool = False, branch_streams: int = 0, batched_crops: bool | None = None) -> None:
         self.input_size, self.dtype, self.device = input_size, dtype, torch.device(device)
         self.on_cuda = self.device.type == "cuda"
+        # whole frames' crops: all at once (`frame_crops.gather_crops`, few launches) or a grid_sample a
+        # frame (faster where launches are cheap); by default the former on CUDA only
+        self.batched_crops = self.on_cuda if batched_crops is None else batched_crops
         if not self.on_cuda and (compile or graphs or dtype != torch.float32):
             raise ValueError("on the CPU the runner runs eager float32 only")
         self.batches = tuple(sorted(set(batches)))
@@ -188,23 +193,26 @@ class TorchRunner:
                 offsets.append(end)
                 end += frame.nbytes
         slot = self._slots[self._next]
-        thetas = np.concatenate([frame_crops.grid_theta(maps, *frame.shape[:2], self.input_size)
-                                 for frame, maps in zip(frames, affines, strict=True)])
-        if slot.thetas is None or len(slot.thetas) < len(thetas):
-            slot.thetas = self._host((_grown(len(thetas)), 2, 3), torch.float32)
-        slot.thetas.numpy()[:len(thetas)] = thetas
+        if self.batched_crops:
+            table = frame_crops.crop_table([frame.shape for frame in frames], offsets, affines)
+            if slot.crop_table is None or len(slot.crop_table) < len(table):
+                slot.crop_table = self._host((_grown(len(table)), table.shape[1]), torch.float64)
+            slot.crop_table.numpy()[:len(table)] = table
 
-        def cut() -> torch.Tensor:
+            def cut() -> torch.Tensor:
+                flat = self._upload(slot, "frames", end)
+                rows = self._upload(slot, "crop_table", table.nbytes).view(torch.float64).view(table.shape)
+                return frame_crops.gather_crops(flat, rows, self.input_size)
+
+            return self._launch(slot, "uint8", len(table), cut)
+
+        def cut_each_frame() -> torch.Tensor:
             flat = self._upload(slot, "frames", end)
-            grids = self._upload(slot, "thetas", thetas.nbytes).view(torch.float32).view(-1, 2, 3)
-            parts, first = [], 0
-            for frame, offset, maps in zip(frames, offsets, affines, strict=True):
-                on_device = flat[offset:offset + frame.nbytes].view(frame.shape)
-                parts.append(frame_crops.sample_crops(on_device, grids[first:first + len(maps)], self.input_size))
-                first += len(maps)
-            return torch.cat(parts)
+            return torch.cat([frame_crops.cut_with_torch(flat[offset:offset + frame.nbytes].view(frame.shape), maps,
+                                                         self.input_size)
+                              for frame, offset, maps in zip(frames, offsets, affines, strict=True)])
 
-        return self._launch(slot, "uint8", len(thetas), cut)
+        return self._launch(slot, "uint8", sum(len(maps) for maps in affines), cut_each_frame)
 
     def run_float32(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         """(joints2d_crop, conf, depth) for a float32 `(N, 3, S, S)` batch, waited for."""

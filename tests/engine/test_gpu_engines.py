@@ -189,8 +189,11 @@ def test_crops_cut_on_the_gpu_match_the_cpu_and_run_through_the_same_network(com
                  np.array([-50.0, -50.0, width * 0.4, height * 0.5])]
         people = np.stack([crop.box_to_affine(crop.square_box(box, 1.25), size) for box in boxes])
         per_frame = [np.concatenate([people] * 8), people[:1], np.concatenate([people] * 15)[:45]]  # 24 + 1 + 45
-        gpu_crops = np.concatenate([frame_crops.cut_with_torch(torch.from_numpy(frame).cuda(), maps, size).cpu().numpy()
-                                    for frame, maps in zip(frames, per_frame, strict=True)])
+        # on CUDA every crop of every frame is gathered at once; on the CPU one grid_sample a frame
+        offsets = np.cumsum([0] + [frame.nbytes for frame in frames[:-1]])
+        table = frame_crops.crop_table([frame.shape for frame in frames], offsets, per_frame)
+        gpu_crops = frame_crops.gather_crops(torch.from_numpy(np.concatenate([f.reshape(-1) for f in frames])).cuda(),
+                                             torch.from_numpy(table).cuda(), size).cpu().numpy()
         cpu_crops = np.concatenate([frame_crops.cut_with_torch(torch.from_numpy(frame), maps, size).numpy()
                                     for frame, maps in zip(frames, per_frame, strict=True)])
         difference = np.abs(gpu_crops.astype(int) - cpu_crops.astype(int))
