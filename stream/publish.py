@@ -6,6 +6,11 @@ pipeline until N subscriptions arrived, so a test or a recorder misses no frame 
 of the zguide) without any sleep. Sends never block: a subscriber that stops reading loses its own
 messages at the high-water mark and slows no one else.
 
+The meta message describes each stream's camera at the frame size it sends. A stream whose source
+was down at start has none (`intrinsics` nil) until its first frame, and one that comes back at
+another size has the old one; publish then sends meta again, to every meta subscriber, with the
+camera for the size the frames now have.
+
 For viewers it can also read each frame back from the frame ring (by seq): JPEG thumbnails on
 `frame/<stream>` (`--publish-frames`) and the overlay video (`--overlay`), written on a thread. A
 frame whose slot was overwritten before publish got to it is skipped and counted (`frames_lapped`).
@@ -23,10 +28,10 @@ from typing import Any
 import numpy as np
 import zmq
 
-from wildpose.errors import WildPoseError
+from wildpose.errors import ConfigError, WildPoseError
 from wildpose.stream import auth, overlay, process, schema, video_out
 from wildpose.stream.client import Person
-from wildpose.stream.config import PublishConfig
+from wildpose.stream.config import PublishConfig, SourceConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket
 from wildpose.stream.shm import RingSpec, SlotRing
 from wildpose.stream.stats import DROP_REASONS, Counters, LatencyWindow, LinkDepths
@@ -51,6 +56,7 @@ class PublishArgs:
     meta: dict[str, Any]
     frame_rings: dict[str, RingSpec] = field(default_factory=dict)  # only when thumbnails or overlay are on
     every_frame: frozenset[str] = frozenset()  # streams whose overlay must have every frame
+    sources: dict[str, SourceConfig] = field(default_factory=dict)  # whose cameras meta describes, by size
 
 
 class _StreamStats:
@@ -141,7 +147,12 @@ class _Publisher:
         self.socket = socket
         self.views = views
         self.args = args
-        self.meta_payload = schema.pack(args.meta)
+        self.meta = {**args.meta, "streams": {stream: dict(described) for stream, described
+                                               in args.meta.get("streams", {}).items()}}
+        self.meta_payload = schema.pack(self.meta)
+        # stream -> the frame size meta's camera is for (or was refused for): sent again on a change
+        self.camera_sizes = {stream: tuple(described["intrinsics"]["size"]) if described.get("intrinsics") else None
+                             for stream, described in self.meta["streams"].items()}
         self.stats = {s: _StreamStats(Counters(counters_arrays[s])) for s in args.streams}
         self.counters = {s: stream_stats.counters for s, stream_stats in self.stats.items()}
         self.depths = LinkDepths(depths_array)
@@ -191,6 +202,8 @@ class _Publisher:
                     self._send(schema.META_TOPIC, self.meta_payload, None)
 
     def publish_pose(self, ticket: FrameTicket) -> None:
+        if ticket.stream in self.args.sources and self.camera_sizes.get(ticket.stream) != tuple(ticket.size):
+            self._describe_camera(ticket.stream, tuple(ticket.size))
         people = [schema.person(p.track_id, _clip_box(p.joints2d, ticket.size), p.score, p.joints2d,
                                 p.joints3d, p.conf, p.tracked, p.root_cam, self.args.config.camera_joints)
                   for p in ticket.people]
@@ -218,6 +231,19 @@ class _Publisher:
         for name, (start, end) in _LATENCIES.items():
             if start in ticket.times and end in ticket.times:
                 window.add(name, ticket.times[end] - ticket.times[start])
+
+    def _describe_camera(self, stream: str, size: tuple[int, int]) -> None:
+        """Meta again, to every meta subscriber, with the stream's camera for frames of `size`."""
+        self.camera_sizes[stream] = size
+        try:
+            described = self.args.sources[stream].intrinsics(*size).describe()
+        except ConfigError:  # smoothing logs why; its roots are not placed either
+            described = None
+        self.meta["streams"][stream]["intrinsics"] = described
+        self.meta_payload = schema.pack(self.meta)
+        log.info("%s: frames of %dx%d; meta sent again with %s", stream, *size,
+                 f"its camera for that size ({described['source']})" if described else "no camera for that size")
+        self._send(schema.META_TOPIC, self.meta_payload, None)
 
     def publish_stats(self) -> None:
         depths = self.depths.report(self.inbox.taken if self.inbox is not None else 0)

@@ -1,8 +1,9 @@
 """The smooth stage: network outputs become final poses, filtered over time, and tracking feedback.
 
 For each person it maps the 2D joints from crop back to frame pixels, assembles the metric 3D pose
-(root-relative, skeleton-sum prior), places its root in camera space with the stream's intrinsics,
-runs that person's One Euro filters on the frame's media
+(root-relative, skeleton-sum prior), places its root in camera space with the stream's intrinsics
+(for the frame's size: a camera that comes back at another resolution, or was down at start, is
+placed with its camera at the size it sends), runs that person's One Euro filters on the frame's media
 timestamp, and tells preprocess where the person is for the next frame (or that the track is lost).
 Filters live and die with their track: a new id starts fresh filters, and a track's filters are
 dropped as soon as it is gone.
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wildpose.errors import ConfigError
 from wildpose.stream import crop, process
-from wildpose.stream.config import SmoothingConfig
+from wildpose.stream.config import SmoothingConfig, SourceConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket, PersonRegion
 from wildpose.stream.one_euro import OneEuroFilter
 from wildpose.stream.stats import Counters, LinkDepths
@@ -51,7 +53,7 @@ class SmoothArgs:
     input_size: int
     smoothing: SmoothingConfig
     skeleton_sum_mm: float
-    intrinsics: dict[str, camera_space.Intrinsics]  # stream -> its camera
+    sources: dict[str, SourceConfig]  # stream -> its source, whose camera places the roots
     shard: int = 0  # which smoothing process this is, from 0: its slot in the link depths
 
 
@@ -68,19 +70,21 @@ class PoseFilters:
 class StreamSmoother:
     """Postprocessing and filtering for one stream."""
 
-    def __init__(self, args: SmoothArgs, intrinsics: camera_space.Intrinsics | None = None) -> None:
+    def __init__(self, args: SmoothArgs, source: SourceConfig | None = None) -> None:
         self.args = args
-        self.intrinsics = intrinsics
+        self.source = source  # None: no camera, no root placed
+        self.intrinsics: camera_space.Intrinsics | None = None  # of the last frame size seen
+        self.camera_refused: tuple[int, int] | None = None  # a frame size the camera is not valid for
         self.filters: dict[int, PoseFilters] = {}
 
     def process(self, ticket: FrameTicket) -> None:
         """Fill `joints2d` / `joints3d` / `root_cam` of every person of the ticket, in place."""
+        intrinsics = self._intrinsics(ticket.size) if ticket.people else None
         for person in ticket.people:
             finish(person, self.args.input_size, self.args.skeleton_sum_mm)
-            if self.intrinsics is not None:
+            if intrinsics is not None:
                 # from the unfiltered joints: the 2D and 3D filters lag differently
-                person.root_cam = camera_space.solve_root(person.joints2d, person.joints3d, self.intrinsics,
-                                                          person.conf)
+                person.root_cam = camera_space.solve_root(person.joints2d, person.joints3d, intrinsics, person.conf)
             person.raw = (person.joints2d, person.joints3d, person.root_cam)
             if self.args.smoothing.enabled:
                 filters = self.filters.get(person.track_id)
@@ -99,6 +103,23 @@ class StreamSmoother:
             del self.filters[gone]
 
 
+    def _intrinsics(self, size: tuple[int, int]) -> camera_space.Intrinsics | None:
+        """The camera for frames of `size`; None (roots not placed) when there is none for it."""
+        if self.source is None:
+            return None
+        if self.intrinsics is None or (self.intrinsics.width, self.intrinsics.height) != tuple(size):
+            if self.camera_refused == tuple(size):
+                return None
+            try:
+                self.intrinsics = self.source.intrinsics(*size)
+            except ConfigError as exc:  # e.g. a --focal made for the size the source had at start
+                log.warning("%s: frames of %dx%d: %s; their roots are not placed in camera space (root_cam nil)",
+                            self.source.stream_id, *size, exc)
+                self.camera_refused = tuple(size)
+                return None
+        return self.intrinsics
+
+
 def finish(person: PersonRegion, input_size: int, skeleton_sum_mm: float) -> None:
     """Network outputs of one person -> frame-pixel 2D joints and a metric root-relative 3D pose."""
     person.joints2d = crop.crop_to_frame(person.joints2d_crop, person.affine).astype(np.float32)
@@ -112,7 +133,7 @@ def main(args: SmoothArgs, in_queue, out_pipe, feedback_queues, counters_arrays,
     held), so the supervisor can replace it, with the stages behind it, when one of them dies.
     What went down it is counted in the link depths. `in_queue` brings only this process's streams."""
     process.init_child(log_level, weights_label)
-    smoothers = {stream: StreamSmoother(args, args.intrinsics.get(stream)) for stream in args.streams}
+    smoothers = {stream: StreamSmoother(args, args.sources.get(stream)) for stream in args.streams}
     counters = {stream: Counters(counters_arrays[stream]) for stream in args.streams}
     depths = LinkDepths(depths_array)
     ended: set[str] = set()

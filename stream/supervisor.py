@@ -2,8 +2,11 @@
 
 It owns every shared resource (rings, queues, pipes, counters) so that whatever a child does, even
 dying by SIGKILL, nothing leaks: rings are unlinked in a `finally`. Start-up checks come first and
-fail with one clear line (a source that cannot deliver a frame, a model that cannot load, a port that
-is taken) before any frame moves.
+fail with one clear line (a file that cannot deliver a frame, no source that can, a model that cannot
+load, a port that is taken) before any frame moves.
+
+A live source that is down at start holds back neither the start nor the other streams, as long as
+one source opens: its capture retries it as it would after a lost connection.
 
 Restarts, with backoff: a capture that dies is restarted alone and resumes after the last frame it
 handed on (its pipe carries whole tickets only). A preprocess, inference or smoothing process that
@@ -130,20 +133,15 @@ class Pipeline:
         detector = detect.resolve(config.tracking.detector, config.tracking.detector_score,
                                   config.tracking.detect_max_side)
         log.info("person detector: %s%s", detector.kind, f" ({detector.path})" if detector.path else "")
-        sizes, intrinsics = {}, {}
-        for source in config.sources:
-            sizes[source.stream_id] = sources.probe(source)
-            intrinsics[source.stream_id] = source.intrinsics(*sizes[source.stream_id])
-            log.info("%s: %s, %dx%d, camera %s", source.stream_id, source.display, *sizes[source.stream_id],
-                     intrinsics[source.stream_id].source)
-        self.intrinsics = intrinsics
+        sizes, intrinsics = self._probe_sources()
         meta = schema.meta(
             model={"file": model_path if engine_name == "triton" else os.path.basename(model_path),
                    "backend": engine_name,
                    "config": metadata.model_config.to_dict(), "weights": metadata.weights,
                    "flip_test": metadata.flip_test},
             streams={s.stream_id: {"source": s.display, "kind": s.kind,
-                                   "intrinsics": intrinsics[s.stream_id].describe()} for s in config.sources},
+                                   "intrinsics": intrinsics[s.stream_id].describe() if s.stream_id in intrinsics
+                                   else None} for s in config.sources},
             scale=pose3d.describe_scale(config.skeleton_sum_mm),
             frames={"hz": config.publish.frames_hz, "width": config.publish.frames_width}
             if config.publish.frames_hz > 0 else None)
@@ -154,6 +152,30 @@ class Pipeline:
         finally:
             for ring in rings:
                 ring.close()
+
+    def _probe_sources(self) -> tuple[dict[str, tuple[int, int]], dict]:
+        """Each source's frame size and camera, from its first frame. A live source that cannot be
+        opened while another can does not stop the run: it is left out here (its capture retries
+        with backoff, its frames are sized then); a file that cannot be read, or no source at all,
+        ends the run with one line."""
+        sizes, intrinsics, down = {}, {}, []
+        for source in self.config.sources:
+            try:
+                sizes[source.stream_id] = sources.probe(source)
+            except SourceError as exc:
+                if not source.is_live:
+                    raise
+                down.append((source, exc))
+                continue
+            intrinsics[source.stream_id] = source.intrinsics(*sizes[source.stream_id])
+            log.info("%s: %s, %dx%d, camera %s", source.stream_id, source.display, *sizes[source.stream_id],
+                     intrinsics[source.stream_id].source)
+        if down and not sizes:
+            raise down[0][1]
+        for source, exc in down:
+            log.warning("%s: %s; starting without it: it is retried with backoff (up to %g s apart) and its "
+                        "poses follow once it answers", source.stream_id, exc, source.reconnect_max_s)
+        return sizes, intrinsics
 
     def _run(self, meta: dict, sizes: dict[str, tuple[int, int]], rings: list[SlotRing]) -> RunSummary:
         config = self.config
@@ -181,7 +203,9 @@ class Pipeline:
         self.frame_rings, self.crop_rings = {}, {}
         frame_slots = _VIEW_FRAME_SLOTS if config.publish.uses_frames else _FRAME_SLOTS
         for index, source in enumerate(config.sources):
-            width, height = sizes[source.stream_id]
+            # a source that was down at start gets room for a 16:9 frame at its largest; capture scales
+            # down a frame that does not fit
+            width, height = sizes.get(source.stream_id, (source.max_side, source.max_side * 9 // 16))
             frame_ring = SlotRing.create(f"{prefix}_{index}_f", frame_slots, width * height * 3)
             # with crops cut on the device, preprocess hands over the whole frame in this ring instead
             crop_bytes = width * height * 3 if config.engine.device_crops \
@@ -193,7 +217,8 @@ class Pipeline:
         publisher = ctx.Process(name="publish", target=publish.main, args=(
             publish.PublishArgs(config.publish, streams, meta,
                                 self.frame_rings if config.publish.uses_frames else {},
-                                frozenset(s.stream_id for s in config.sources if s.every_frame)),
+                                frozenset(s.stream_id for s in config.sources if s.every_frame),
+                                {s.stream_id: s for s in config.sources}),
             handover_in, self.arrays, self.depths.array, self.stop, self.control, *self.common))
         self.stages: _Stages | None = None
         started = time.monotonic()
@@ -252,7 +277,7 @@ class Pipeline:
             reading, to_publish = ctx.Pipe(duplex=False)
             stages.processes[name] = ctx.Process(name=name, target=smooth.main, args=(
                 smooth.SmoothArgs(shard, self.input_size, config.smoothing, config.skeleton_sum_mm,
-                                  {s: self.intrinsics[s] for s in shard}, shard=index),
+                                  {s.stream_id: s for s in config.sources if s.stream_id in shard}, shard=index),
                 to_smooth[index], to_publish, {s: feedback[s] for s in shard}, self.arrays, self.depths.array,
                 self.stop, *self.common))
             self._start(stages.processes[name])

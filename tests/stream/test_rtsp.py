@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support import receive_poses
 
-from wildpose.stream.client import PoseSubscriber
+from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-gi lives there, not in the virtual environment
 SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -73,3 +73,56 @@ def test_the_pipeline_survives_the_rtsp_server_going_away_and_coming_back(
         assert "final stats door:" in run.log and "reconnects 0" not in run.log
     finally:
         server.kill()
+
+
+
+def collect(subscriber, enough, timeout: float = 60.0) -> list:
+    """Messages from `subscriber` until `enough(messages)` holds or `timeout` seconds have passed."""
+    messages, deadline = [], time.monotonic() + timeout
+    while not enough(messages) and time.monotonic() < deadline:
+        message = subscriber.recv(timeout=1.0)
+        if message is not None:
+            messages.append(message)
+    return messages
+
+
+def poses_of(messages: list, stream: str) -> list:
+    return [m for m in messages if isinstance(m, PoseMessage) and m.stream == stream]
+
+
+@pytest.mark.faults
+def test_a_camera_down_at_start_holds_back_neither_the_start_nor_the_other_streams(
+        rtsp_available, pipeline, walker_clip, shared_data, unused_port, tmp_path):
+    """One of two sources answers nothing at start: the run starts with the other and retries the
+    dead one; once its server is up its poses follow, and meta is sent again with its camera."""
+    clip = shared_data / "video" / "one-by-one-person-detection.mp4"
+    url = f"rtsp://127.0.0.1:{unused_port}/clip"
+    config = tmp_path / "two.toml"
+    config.write_text(f'[[source]]\nid = "walk"\nurl = "{walker_clip}"\nloop = true\n\n'
+                      f'[[source]]\nid = "door"\nurl = "{url}"\nreconnect_max_s = 2.0\n')
+    run = pipeline("--config", str(config), "--detector", "none", "--wait-subscribers", "1")
+    server = None
+    try:
+        with PoseSubscriber(run.endpoint, topics=["pose", "meta"]) as subscriber:
+            before = collect(subscriber, lambda got: len(poses_of(got, "walk")) >= 20)
+            assert len(poses_of(before, "walk")) == 20 and not poses_of(before, "door"), run.log
+            assert "door: cannot open" in run.log and "starting without it" in run.log
+            server = RtspServer(unused_port, clip)
+            ready = time.time()
+            after = collect(subscriber, lambda got: len(poses_of(got, "door")) >= 5)
+            door = poses_of(after, "door")
+            assert len(door) == 5, run.log
+            print(f"the camera down at start: its first pose published {door[0].t_publish - ready:.1f} s after its "
+                  "server was ready")
+        metas = [m for m in before + after if isinstance(m, MetaMessage)]
+        assert metas[0].streams["door"]["intrinsics"] is None
+        assert metas[0].streams["walk"]["intrinsics"]["size"] == [640, 360]
+        assert metas[-1].streams["door"]["intrinsics"]["size"] == list(door[0].size)
+        # its people are placed in camera space with the camera for the size it sends
+        assert any(person.root_cam is not None for message in door for person in message.people)
+        assert run.process.poll() is None
+        assert run.stop(signal.SIGINT) == 0
+        assert "final stats walk:" in run.log and "final stats door:" in run.log
+    finally:
+        if server is not None:
+            server.kill()

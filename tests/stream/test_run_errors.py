@@ -137,3 +137,15 @@ def test_invalid_config_files(tmp_path, walker_clip, text, fragments):
 
 def test_no_source_at_all():
     assert_one_error_line(run_cli(), "no source given")
+
+
+def test_when_no_source_opens_the_run_does_not_start(unused_port):
+    """A live source that is down at start is retried while the others run; with none up there is nothing to run."""
+    first, second = f"rtsp://127.0.0.1:{unused_port}/a", f"http://127.0.0.1:{unused_port}/b"
+    result = run_cli("--source", first, "--source", second, "--open-timeout", "3")
+    assert_one_error_line(result, "cannot open", first)
+
+
+def test_a_file_that_cannot_be_read_stops_the_start_even_beside_a_live_source(tmp_path, unused_port):
+    result = run_cli("--source", str(tmp_path / "nope.mp4"), "--source", f"rtsp://127.0.0.1:{unused_port}/a")
+    assert_one_error_line(result, "source file not found", "nope.mp4")
