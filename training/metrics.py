@@ -155,7 +155,8 @@ def pck_bbox(predicted: np.ndarray, target: np.ndarray, visible: np.ndarray, box
     `predicted`, `target` `(N, 16, 2)` image px; `visible` `(N, 16)` marks the joints scored (all 16
     count, the pelvis and thorax too); `box_size` `(N,)` px, positive for every scored sample.
     """
-    distance, scored = _box_distances("pck_bbox", predicted, target, visible, box_size, threshold)
+    predicted, target, box_size, scored = _checked_boxes("pck_bbox", predicted, target, visible, box_size, threshold)
+    distance = _box_distances_to(predicted, target, box_size)
     return float(100.0 * ((distance <= threshold) & scored).sum() / scored.sum())
 
 
@@ -167,19 +168,19 @@ def swaps_bbox(predicted: np.ndarray, target: np.ndarray, visible: np.ndarray, b
 
     Arguments as `pck_bbox`; the unpaired joints (pelvis, thorax, neck, head) are not counted.
     """
-    distance, scored = _box_distances("swaps_bbox", predicted, target, visible, box_size, threshold)
+    predicted, target, box_size, scored = _checked_boxes("swaps_bbox", predicted, target, visible, box_size, threshold)
+    distance = _box_distances_to(predicted, target, box_size)
     mirror = joints.flip_permutation()
     sided = scored & (mirror != np.arange(joints.NUM_JOINTS))[None, :]
     if not sided.any():
         raise InputError("swaps_bbox: no left or right joint is marked visible, so there is nothing to score")
-    to_partner, _ = _box_distances("swaps_bbox", predicted, np.asarray(target)[:, mirror], visible, box_size,
-                                   threshold)
+    to_partner = _box_distances_to(predicted, target[:, mirror], box_size)
     return float(100.0 * ((distance > threshold) & (to_partner <= threshold) & sided).sum() / sided.sum())
 
 
-def _box_distances(caller: str, predicted: np.ndarray, target: np.ndarray, visible: np.ndarray,
-                   box_size: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """`(N, 16)` distances as fractions of each box, and the `(N, 16)` scored mask, after the checks."""
+def _checked_boxes(caller: str, predicted: np.ndarray, target: np.ndarray, visible: np.ndarray,
+                   box_size: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted, target, box_size) as arrays after the checks, and the `(N, 16)` scored mask."""
     predicted, target = _pair(predicted, target, dims=2)
     _check("predicted", predicted, (None, joints.NUM_JOINTS, 2))
     scored = _check("visible", visible, predicted.shape[:2]) > 0
@@ -191,8 +192,12 @@ def _box_distances(caller: str, predicted: np.ndarray, target: np.ndarray, visib
         raise InputError(f"{caller}: threshold must be > 0 (a fraction of the box), got {threshold}")
     if not scored.any():
         raise InputError(f"{caller}: no joint is marked visible, so there is nothing to score")
-    distance = np.linalg.norm(predicted - target, axis=-1) / np.where(box_size > 0, box_size, 1.0)[:, None]
-    return distance, scored
+    return predicted, target, box_size, scored
+
+
+def _box_distances_to(predicted: np.ndarray, target: np.ndarray, box_size: np.ndarray) -> np.ndarray:
+    """`(N, 16)` distances as fractions of each box (unscored samples may have no box)."""
+    return np.linalg.norm(predicted - target, axis=-1) / np.where(box_size > 0, box_size, 1.0)[:, None]
 
 
 def _joint_errors_3dhp(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
