@@ -127,6 +127,16 @@ class TorchBackend(Backend):
     def frame_staging(self, nbytes: int) -> np.ndarray:
         return self._runner.frame_staging(nbytes)
 
+    @property
+    def batched_crops(self) -> bool:
+        """Whether `infer_frames` cuts all of a batch's crops at once (the CUDA default) or one
+        `grid_sample` a frame (the CPU default); settable, for benchmarks that compare the two."""
+        return self._runner.batched_crops
+
+    @batched_crops.setter
+    def batched_crops(self, batched: bool) -> None:
+        self._runner.batched_crops = bool(batched)
+
     def infer_crops(self, crops: np.ndarray) -> EngineOutput:
         return self.submit_crops(crops).result()
 

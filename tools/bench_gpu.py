@@ -13,7 +13,9 @@ ratio is honest on one machine. Timings per batch size:
 - from frames: what the inference stage does with `--device-crops`: whole 640x480 frames (one person
   each, as in `bench --streams`) copied into the engine's frame staging and submitted back to back
   (`submit_frames`), the crops cut where the model runs; with the host's share of each batch (copying
-  the frames in, cutting set up, launches) timed apart, so a slow row says which side is slow.
+  the frames in, cutting set up, launches) timed apart, so a slow row says which side is slow; and
+  the same with one `grid_sample` a frame instead of all crops gathered at once (the CUDA default),
+  so the two ways of cutting are compared in one run.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class GpuBenchRow:
     frames_ms: float  # per batch, whole frames submitted back to back, crops cut on the device
     frames_frames_per_s: float
     frames_host_ms: float  # of frames_ms, the host's time in copying the frames in and submitting them
+    per_frame_cut_frames_per_s: float  # as frames_frames_per_s, one grid_sample a frame
+    per_frame_cut_host_ms: float
     prepare_s: float  # load + compile + CUDA graph capture (TensorRT: build or cache read)
     peak_gpu_mb: float
     gpu: str
@@ -117,6 +121,8 @@ def run_gpu_bench(config: GpuBenchConfig) -> list[GpuBenchRow]:
                 overlapped_frames_per_s=batch * 1000.0 / timing["overlapped_ms"],
                 frames_ms=timing["frames_ms"], frames_frames_per_s=batch * 1000.0 / timing["frames_ms"],
                 frames_host_ms=timing["frames_host_ms"],
+                per_frame_cut_frames_per_s=batch * 1000.0 / timing["per_frame_cut_ms"],
+                per_frame_cut_host_ms=timing["per_frame_cut_host_ms"],
                 prepare_s=measured["prepare_s"], peak_gpu_mb=measured["peak_gpu_mb"], gpu=measured["gpu"],
                 weights=measured["weights"]))
         log.info("%s %s %s start %d: prepared in %.1f s", preset, path, precision, start, measured["prepare_s"])
@@ -155,11 +161,16 @@ def measure_gpu(model: str, path: str, precision: str, batches: tuple[int, ...],
             start = time.perf_counter()
             engine.infer_crops(crops)
             times.append(time.perf_counter() - start)
-        frames_ms, frames_host_ms = (float("nan"),) * 2 if path == "tensorrt" else \
-            from_frames_ms(engine, batch, seconds, rng)
+        frames_ms = frames_host_ms = per_frame_ms = per_frame_host_ms = float("nan")
+        if path != "tensorrt":
+            frames_ms, frames_host_ms = from_frames_ms(engine, batch, seconds, rng)
+            engine.batched_crops = False
+            per_frame_ms, per_frame_host_ms = from_frames_ms(engine, batch, seconds, rng)
+            engine.batched_crops = True
         timings[batch] = {"device_ms": device_ms, "host_ms": float(np.median(times)) * 1000.0,
                           "overlapped_ms": overlapped_ms(engine, crops, seconds),
-                          "frames_ms": frames_ms, "frames_host_ms": frames_host_ms}
+                          "frames_ms": frames_ms, "frames_host_ms": frames_host_ms,
+                          "per_frame_cut_ms": per_frame_ms, "per_frame_cut_host_ms": per_frame_host_ms}
     result = {"batches": timings, "prepare_s": prepare_s, "gpu": torch.cuda.get_device_name(),
               "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20, "weights": engine.metadata.weights}
     engine.close()
@@ -223,7 +234,7 @@ def from_frames_ms(engine, batch: int, seconds: float, rng: np.random.Generator,
 def format_table(rows: list[GpuBenchRow]) -> str:
     headers = ["preset", "path", "precision", "start", "batch", "on-device ms", "on-device frames/s",
                "vs eager", "from-host ms", "from-host frames/s", "overlapped frames/s", "from-frames frames/s",
-               "from-frames host ms", "prepare s", "peak GPU MB"]
+               "from-frames host ms", "per-frame cut frames/s", "per-frame cut host ms", "prepare s", "peak GPU MB"]
     eager = {(r.preset, r.precision, r.batch): r.device_frames_per_s for r in rows if r.path == "eager"}
     body = []
     for r in rows:
@@ -233,6 +244,7 @@ def format_table(rows: list[GpuBenchRow]) -> str:
                      f"{r.device_frames_per_s / baseline:.2f}x" if baseline else "-",
                      f"{r.host_ms:.2f}", f"{r.host_frames_per_s:,.0f}", f"{r.overlapped_frames_per_s:,.0f}",
                      f"{r.frames_frames_per_s:,.0f}", f"{r.frames_host_ms:.2f}",
+                     f"{r.per_frame_cut_frames_per_s:,.0f}", f"{r.per_frame_cut_host_ms:.2f}",
                      f"{r.prepare_s:.1f}", f"{r.peak_gpu_mb:,.0f}"])
     gpu = rows[0].gpu if rows else "?"
     return markdown_table(headers, body) + f"\n({gpu}; {rows[0].weights if rows else ''}; eager = plain PyTorch, " \
@@ -240,4 +252,5 @@ def format_table(rows: list[GpuBenchRow]) -> str:
         "batches 1-2 with each hourglass level's full-resolution branch on a CUDA stream of its own; compiled-whole " \
         "= the same without; compiled-branches = with, at every batch size; " \
         "compiled-frozen = with inductor freezing; " \
-        "from-frames = whole 640x480 frames of one person each, crops cut on the GPU as with --device-crops)"
+        "from-frames = whole 640x480 frames of one person each, crops cut on the GPU as with --device-crops, all " \
+        "of a batch at once; per-frame cut = the same, one grid_sample a frame)"
