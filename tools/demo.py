@@ -2,7 +2,8 @@
 
 It starts `wildpose run` as its own process on the bundled clip (a SynthPose-rendered person that
 even OpenCV's HOG detector finds, democlip.py; realtime pacing, the embedded default model),
-subscribes to it over ZeroMQ, prints one line per pose message, and ends with what arrived: frames,
+subscribes to it over ZeroMQ, prints the model's weights once, one line per pose message (each
+naming the weights in short, so no line passes for a real pose) and ends with what arrived: frames,
 frames/s, capture-to-publish latency and people per frame.
 """
 
@@ -79,11 +80,18 @@ def _watch(subscriber: PoseSubscriber, pipeline: subprocess.Popen) -> tuple[list
                 raise PipelineError("no message from the pipeline; see its log above")
             continue
         timeout = _MESSAGE_TIMEOUT_S
-        if isinstance(message, MetaMessage):
+        if isinstance(message, MetaMessage) and str(message.model.get("weights")) != weights:
             weights = str(message.model.get("weights"))
+            print(f"# weights: {weights}", flush=True)
         if isinstance(message, PoseMessage):
             poses.append(message)
-            print(f"{describe(message)} ({weights})", flush=True)
+            print(f"{describe(message)} ({short_weights(weights)})", flush=True)
+
+
+def short_weights(weights: str) -> str:
+    """The gist of a weights description: "trained on SynthPose only (synthetic renders ...): ..." ->
+    "trained on SynthPose only", "untrained weights (random init, seed 0)" -> "untrained weights"."""
+    return weights.split(" (", 1)[0].split(":", 1)[0]
 
 
 def _summary(poses: list[PoseMessage], weights: str) -> None:

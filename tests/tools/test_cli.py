@@ -29,7 +29,7 @@ def test_version():
 
 
 def test_demo_runs_the_pipeline_on_the_bundled_weights_with_a_subscriber():
-    from wildpose.engine import default_model
+    from wildpose.engine import default_model, loader
     from wildpose.tools import democlip
     from wildpose.training.synthpose.domains import DEFAULT_MOCAP_DIR
 
@@ -38,11 +38,14 @@ def test_demo_runs_the_pipeline_on_the_bundled_weights_with_a_subscriber():
     result = wildpose("demo", "--every-frame", "--detector", "none")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split()[2] for line in lines[:-1]] == [f"seq={i}" for i in range(frames)]
-    assert all(line.startswith("pose demo") and "people=1" in line for line in lines[:-1])
+    weights = loader.read_metadata(default_model.BUNDLED_ONNX, "onnxruntime").weights \
+        if default_model.BUNDLED_ONNX.is_file() else "untrained weights"
+    assert lines[0].startswith("# weights: ") and weights in lines[0], "the weights in full, once"
+    assert [line.split()[2] for line in lines[1:-1]] == [f"seq={i}" for i in range(frames)]
+    assert all(line.startswith("pose demo") and "people=1" in line for line in lines[1:-1])
     assert lines[-1].startswith(f"# received {frames} frames (seq 0..{frames - 1})") and "latency p50" in lines[-1]
-    expected = "trained on SynthPose" if default_model.BUNDLED_ONNX.is_file() else "untrained weights"
-    assert all(expected in line for line in lines), "every output line names the weights"
+    expected = "trained on SynthPose only" if default_model.BUNDLED_ONNX.is_file() else "untrained weights"
+    assert all(line.endswith(f"({expected})") for line in lines[1:-1]), "every pose line names the weights in short"
 
 
 def test_with_untrained_weights_every_log_line_says_so(walker_clip):
