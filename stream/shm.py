@@ -5,19 +5,28 @@ small descriptor naming `seq`. Each slot starts with a header written seqlock-st
 data, end stamp), so a reader that was lapped by a fast writer notices and counts an overrun instead
 of reading a torn frame. The supervisor creates every ring and unlinks it on any exit, so a crashed
 stage never leaks /dev/shm entries.
+
+A new ring's memory is reserved at once (`posix_fallocate`). /dev/shm is a tmpfs, often a small one in
+containers (Docker gives 64 MB), and a segment is sparse until written: without the reservation a
+run would start and die of SIGBUS the first time a frame or a crowd filled a page past the limit.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 
 import numpy as np
 
+from wildpose.errors import PipelineError
+
 _HEADER_WORDS = 8  # begin seq, end seq, ndim, up to 4 dims, spare
 _HEADER_BYTES = _HEADER_WORDS * 8
 _ALIGN = 64
 _EMPTY = -1
+SHM_DIR = "/dev/shm"  # where POSIX shared memory lives on Linux
 
 
 @dataclass(frozen=True)
@@ -38,11 +47,25 @@ class SlotRing:
         self._owner = owner
         self._stride = _HEADER_BYTES + _round_up(spec.slot_bytes)
 
+    @staticmethod
+    def bytes_needed(slots: int, slot_bytes: int) -> int:
+        """The shared memory a ring of `slots` slots of `slot_bytes` takes."""
+        return (_HEADER_BYTES + _round_up(slot_bytes)) * slots
+
     @classmethod
     def create(cls, name: str, slots: int, slot_bytes: int) -> SlotRing:
+        """A new ring, its memory reserved; `PipelineError` when /dev/shm cannot hold it."""
         spec = RingSpec(name=name, slots=slots, slot_bytes=slot_bytes)
-        stride = _HEADER_BYTES + _round_up(slot_bytes)
-        memory = shared_memory.SharedMemory(name=name, create=True, size=stride * slots)
+        size = cls.bytes_needed(slots, slot_bytes)
+        memory = shared_memory.SharedMemory(name=name, create=True, size=size)
+        try:
+            _reserve(name, size)
+        except OSError as exc:
+            memory.close()
+            memory.unlink()
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise PipelineError(shm_full_message(size)) from None
         ring = cls(spec, memory, owner=True)
         for slot in range(slots):
             ring._header(slot)[:2] = _EMPTY
@@ -127,3 +150,32 @@ class SlotRing:
 
 def _round_up(size: int) -> int:
     return (size + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def shm_free_bytes() -> int | None:
+    """Bytes free in /dev/shm, or None where there is no such directory."""
+    try:
+        stats = os.statvfs(SHM_DIR)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def shm_full_message(needed: int) -> str:
+    free = shm_free_bytes()
+    return (f"not enough shared memory: the frame and crop rings need {needed / 2**20:,.0f} MB, "
+            f"{SHM_DIR} has {'?' if free is None else f'{free / 2**20:,.0f}'} MB free; give it more (docker run "
+            "--shm-size 1g, compose shm_size, a Kubernetes memory emptyDir on /dev/shm) or shrink the rings "
+            "(--max-side, [tracking] max_people, [engine] max_batch)")
+
+
+def _reserve(name: str, size: int) -> None:
+    """Allocate the segment's pages now, so running out of room fails here and not as a SIGBUS later."""
+    path = os.path.join(SHM_DIR, name.lstrip("/"))
+    if not hasattr(os, "posix_fallocate") or not os.path.exists(path):
+        return  # not Linux: no tmpfs limit to run into
+    descriptor = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(descriptor, 0, size)
+    finally:
+        os.close(descriptor)

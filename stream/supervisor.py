@@ -33,7 +33,7 @@ from wildpose.errors import PipelineError, SourceError
 from wildpose.stream import capture, detect, infer, preprocess, publish, schema, smooth, sources
 from wildpose.stream.config import RunConfig
 from wildpose.stream.process import SharedFlag
-from wildpose.stream.shm import SlotRing
+from wildpose.stream.shm import SlotRing, shm_free_bytes, shm_full_message
 from wildpose.stream.stats import DROP_REASONS, Counters, LinkDepths
 from wildpose.training import pose3d
 
@@ -202,17 +202,25 @@ class Pipeline:
         crop_slots = self.infer_queue_size + config.engine.max_batch + 3
         self.frame_rings, self.crop_rings = {}, {}
         frame_slots = _VIEW_FRAME_SLOTS if config.publish.uses_frames else _FRAME_SLOTS
-        for index, source in enumerate(config.sources):
+        ring_bytes = []  # per source: (frame slot bytes, crop slot bytes)
+        for source in config.sources:
             # a source that was down at start gets room for a 16:9 frame at its largest; capture scales
             # down a frame that does not fit
             width, height = sizes.get(source.stream_id, (source.max_side, source.max_side * 9 // 16))
-            frame_ring = SlotRing.create(f"{prefix}_{index}_f", frame_slots, width * height * 3)
-            # with crops cut on the device, preprocess hands over the whole frame in this ring instead
-            crop_bytes = width * height * 3 if config.engine.device_crops \
-                else config.tracking.max_people * self.input_size ** 2 * 3
-            crop_ring = SlotRing.create(f"{prefix}_{index}_c", crop_slots, crop_bytes)
-            rings += [frame_ring, crop_ring]
-            self.frame_rings[source.stream_id], self.crop_rings[source.stream_id] = frame_ring.spec, crop_ring.spec
+            # with crops cut on the device, preprocess hands over the whole frame in the crop ring instead
+            ring_bytes.append((width * height * 3, width * height * 3 if config.engine.device_crops
+                               else config.tracking.max_people * self.input_size ** 2 * 3))
+        needed = sum(SlotRing.bytes_needed(frame_slots, frame_bytes) + SlotRing.bytes_needed(crop_slots, crop_bytes)
+                     for frame_bytes, crop_bytes in ring_bytes)
+        free = shm_free_bytes()
+        if free is not None and needed > free:
+            raise PipelineError(shm_full_message(needed))
+        log.info("shared memory: %.0f MB for the frame and crop rings (%.0f MB free)", needed / 2**20,
+                 (free or 0) / 2**20)
+        for index, (source, (frame_bytes, crop_bytes)) in enumerate(zip(config.sources, ring_bytes, strict=True)):
+            rings.append(SlotRing.create(f"{prefix}_{index}_f", frame_slots, frame_bytes))
+            rings.append(SlotRing.create(f"{prefix}_{index}_c", crop_slots, crop_bytes))
+            self.frame_rings[source.stream_id], self.crop_rings[source.stream_id] = rings[-2].spec, rings[-1].spec
         handover_in, self.handover = ctx.Pipe(duplex=False)
         publisher = ctx.Process(name="publish", target=publish.main, args=(
             publish.PublishArgs(config.publish, streams, meta,

@@ -1,7 +1,13 @@
-"""Shared-memory rings: what is written comes back; a lapped slot is detected, never torn."""
+"""Shared-memory rings: what is written comes back; a lapped slot is detected, never torn; a ring
+that does not fit in /dev/shm is refused up front, not discovered by a SIGBUS."""
+
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from support import assert_one_error_line
 
 from wildpose.stream.shm import SlotRing
 
@@ -78,3 +84,43 @@ def test_closing_the_owner_unlinks_the_segment():
     ring.close()
     with pytest.raises(FileNotFoundError):
         SlotRing.attach(ring.spec)
+
+
+def in_small_shm(megabytes: int, *command: str) -> subprocess.CompletedProcess:
+    """`command` with /dev/shm a tmpfs of `megabytes` (as in a container; Docker's default is 64 MB),
+    in a mount namespace of its own, so the machine's /dev/shm is untouched."""
+    script = f"mount -t tmpfs -o size={megabytes}m tmpfs /dev/shm && exec \"$@\""
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *command], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def mount_namespaces():
+    if shutil.which("unshare") is None or in_small_shm(1, "true").returncode != 0:
+        pytest.skip("needs `unshare -m` and tmpfs mounts (root, or a user namespace) to give a run a small /dev/shm")
+
+
+def test_a_ring_that_does_not_fit_is_refused_at_creation_and_leaves_nothing_behind(mount_namespaces):
+    """Its memory is reserved at once: without that, the segment is created sparse and the first
+    write past the tmpfs limit kills the writer with SIGBUS."""
+    probe = ("import os\n"
+             "from wildpose.errors import PipelineError\n"
+             "from wildpose.stream.shm import SlotRing\n"
+             "try:\n"
+             "    SlotRing.create('wp_too_big', slots=6, slot_bytes=1920 * 1080 * 3)\n"
+             "except PipelineError as exc:\n"
+             "    print(exc)\n"
+             "print(sorted(os.listdir('/dev/shm')))\n")
+    result = in_small_shm(8, sys.executable, "-c", probe)
+    assert result.returncode == 0, result.stderr
+    message, left = result.stdout.splitlines()
+    assert message.startswith("not enough shared memory: the frame and crop rings need 36 MB, /dev/shm has 8 MB free")
+    assert "--shm-size" in message and left == "[]"
+
+
+def test_a_run_whose_rings_do_not_fit_in_shm_says_so_in_one_line(mount_namespaces, walker_clip):
+    """Before this check the run started, and its capture process died of SIGBUS and was restarted
+    forever (a 4 MB /dev/shm and the 640x360 clip)."""
+    result = in_small_shm(4, sys.executable, "-m", "wildpose.tools.cli", "run", "--source", str(walker_clip),
+                          "--every-frame", "--detector", "none", "--publish", "ipc:///tmp/wildpose-small-shm.sock")
+    assert_one_error_line(result, "not enough shared memory", "/dev/shm has 4 MB free", "--shm-size")
