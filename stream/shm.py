@@ -8,7 +8,9 @@ stage never leaks /dev/shm entries.
 
 A new ring's memory is reserved at once (`posix_fallocate`). /dev/shm is a tmpfs, often a small one in
 containers (Docker gives 64 MB), and a segment is sparse until written: without the reservation a
-run would start and die of SIGBUS the first time a frame or a crowd filled a page past the limit.
+run would start and die of SIGBUS the first time a frame filled a page past the limit. A ring whose
+slots are seldom full (crops: room for `max_people` people, most frames have one or two) may reserve
+only the start of each slot; the rest is taken when a crowd needs it.
 """
 
 from __future__ import annotations
@@ -48,24 +50,29 @@ class SlotRing:
         self._stride = _HEADER_BYTES + _round_up(spec.slot_bytes)
 
     @staticmethod
-    def bytes_needed(slots: int, slot_bytes: int) -> int:
-        """The shared memory a ring of `slots` slots of `slot_bytes` takes."""
-        return (_HEADER_BYTES + _round_up(slot_bytes)) * slots
+    def bytes_needed(slots: int, slot_bytes: int, reserved_bytes: int | None = None) -> int:
+        """The shared memory a ring of `slots` slots of `slot_bytes` takes; with `reserved_bytes`, the
+        part `create` reserves when only that much of each slot is reserved."""
+        used = slot_bytes if reserved_bytes is None else min(reserved_bytes, slot_bytes)
+        return (_HEADER_BYTES + _round_up(used)) * slots
 
     @classmethod
-    def create(cls, name: str, slots: int, slot_bytes: int) -> SlotRing:
-        """A new ring, its memory reserved; `PipelineError` when /dev/shm cannot hold it."""
+    def create(cls, name: str, slots: int, slot_bytes: int, reserved_bytes: int | None = None) -> SlotRing:
+        """A new ring, its memory reserved (of each slot its header and the first `reserved_bytes`,
+        or all of it); `PipelineError` when /dev/shm cannot hold that."""
         spec = RingSpec(name=name, slots=slots, slot_bytes=slot_bytes)
-        size = cls.bytes_needed(slots, slot_bytes)
-        memory = shared_memory.SharedMemory(name=name, create=True, size=size)
+        stride = _HEADER_BYTES + _round_up(slot_bytes)
+        memory = shared_memory.SharedMemory(name=name, create=True, size=stride * slots)
+        reserved = cls.bytes_needed(1, slot_bytes, reserved_bytes)
         try:
-            _reserve(name, size)
+            _reserve(name, [(slot * stride, reserved) for slot in range(slots)] if reserved < stride
+                     else [(0, stride * slots)])
         except OSError as exc:
             memory.close()
             memory.unlink()
             if exc.errno != errno.ENOSPC:
                 raise
-            raise PipelineError(shm_full_message(size)) from None
+            raise PipelineError(shm_full_message(reserved * slots)) from None
         ring = cls(spec, memory, owner=True)
         for slot in range(slots):
             ring._header(slot)[:2] = _EMPTY
@@ -169,13 +176,15 @@ def shm_full_message(needed: int) -> str:
             "(--max-side, [tracking] max_people, [engine] max_batch)")
 
 
-def _reserve(name: str, size: int) -> None:
-    """Allocate the segment's pages now, so running out of room fails here and not as a SIGBUS later."""
+def _reserve(name: str, ranges: list[tuple[int, int]]) -> None:
+    """Allocate the segment's pages in `ranges` (offset, length) now, so running out of room fails here
+    and not as a SIGBUS later."""
     path = os.path.join(SHM_DIR, name.lstrip("/"))
     if not hasattr(os, "posix_fallocate") or not os.path.exists(path):
         return  # not Linux: no tmpfs limit to run into
     descriptor = os.open(path, os.O_RDWR)
     try:
-        os.posix_fallocate(descriptor, 0, size)
+        for offset, length in ranges:
+            os.posix_fallocate(descriptor, offset, length)
     finally:
         os.close(descriptor)

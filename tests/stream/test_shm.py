@@ -124,3 +124,15 @@ def test_a_run_whose_rings_do_not_fit_in_shm_says_so_in_one_line(mount_namespace
     result = in_small_shm(4, sys.executable, "-m", "wildpose.tools.cli", "run", "--source", str(walker_clip),
                           "--every-frame", "--detector", "none", "--publish", "ipc:///tmp/wildpose-small-shm.sock")
     assert_one_error_line(result, "not enough shared memory", "/dev/shm has 4 MB free", "--shm-size")
+
+
+def test_crop_slots_reserve_one_person_and_a_crowd_that_may_not_fit_is_warned_of(mount_namespaces, walker_clip):
+    """A crop slot has room for max_people crops; reserving them all would refuse runs that never see
+    a crowd, so one crop a slot is reserved and the worst case is logged, with a warning when
+    /dev/shm could not hold it (8 MB here: 6 MB reserved, up to 17 MB)."""
+    result = in_small_shm(8, sys.executable, "-m", "wildpose.tools.cli", "run", "--source", str(walker_clip),
+                          "--every-frame", "--detector", "none", "--publish", "ipc:///tmp/wildpose-small-shm.sock")
+    assert result.returncode == 0, result.stderr
+    assert "shared memory: 6 MB reserved for the frame and crop rings, up to 17 MB with 8 people" in result.stderr
+    assert "crowds of 8 in many frames would need 17 MB, more than the 8 MB free" in result.stderr
+    assert "published 48" in result.stderr
