@@ -340,6 +340,9 @@ class RunConfig:
     skeleton_sum_mm: float = joints.SKELETON_SUM_MM  # metric prior for the 3D output
     duration_s: float | None = None  # stop after this long (None: until the sources end or a signal)
     name: str | None = None  # this pipeline in a fleet: its stream ids are NAME.ID (see `build`)
+    # live sources that cannot be opened at start are waited for even when none opens (a service that
+    # starts before its cameras); by default a run needs one source up to start
+    wait_for_sources: bool = False
 
     def __post_init__(self) -> None:
         if self.name is not None and not _PIPELINE_NAME.match(str(self.name)):
@@ -357,12 +360,18 @@ class RunConfig:
         _positive("run", "skeleton_sum_mm", self.skeleton_sum_mm)
         if self.duration_s is not None:
             _positive("run", "duration_s", self.duration_s)
+        if not isinstance(self.wait_for_sources, bool):
+            raise ConfigError(f"wait_for_sources must be true or false, got {self.wait_for_sources!r}")
+        if self.wait_for_sources and not all(s.is_live for s in self.sources):
+            files = [s.display for s in self.sources if not s.is_live]
+            raise ConfigError(f"--wait-for-sources waits for live sources (cameras, RTSP, HTTP); {files[0]} is a "
+                              "file: a missing file is not waited for")
 
 
 _SECTIONS = {"engine": EngineConfig, "tracking": TrackingConfig, "smoothing": SmoothingConfig,
              "publish": PublishConfig}
 _SOURCE_KEYS = {f.name for f in dataclasses.fields(SourceConfig)} | {"id"}
-_TOP_KEYS = {"source", "skeleton_sum_mm", "duration_s", "name", *_SECTIONS}
+_TOP_KEYS = {"source", "skeleton_sum_mm", "duration_s", "name", "wait_for_sources", *_SECTIONS}
 
 
 def parse_source(spec: str, index: int, **options: Any) -> SourceConfig:
@@ -439,7 +448,8 @@ def build(file_values: dict[str, Any], overrides: dict[str, dict[str, Any]],
                 for i, s in enumerate(file_values.get("source", [])))
         sections = {name: cls(**{**file_values.get(name, {}), **overrides.get(name, {})})
                     for name, cls in _SECTIONS.items()}
-        top = {k: file_values[k] for k in ("skeleton_sum_mm", "duration_s", "name") if k in file_values}
+        top = {k: file_values[k] for k in ("skeleton_sum_mm", "duration_s", "name", "wait_for_sources")
+               if k in file_values}
         top.update(overrides.get("run", {}))
         name = top.get("name")
         if name is not None and isinstance(name, str) and _PIPELINE_NAME.match(name):

@@ -155,9 +155,9 @@ class Pipeline:
 
     def _probe_sources(self) -> tuple[dict[str, tuple[int, int]], dict]:
         """Each source's frame size and camera, from its first frame. A live source that cannot be
-        opened while another can does not stop the run: it is left out here (its capture retries
-        with backoff, its frames are sized then); a file that cannot be read, or no source at all,
-        ends the run with one line."""
+        opened while another can (or with `wait_for_sources`) does not stop the run: it is left out
+        here (its capture retries with backoff, its frames are sized then); a file that cannot be
+        read, or no source at all, ends the run with one line."""
         sizes, intrinsics, down = {}, {}, []
         for source in self.config.sources:
             try:
@@ -170,8 +170,8 @@ class Pipeline:
             intrinsics[source.stream_id] = source.intrinsics(*sizes[source.stream_id])
             log.info("%s: %s, %dx%d, camera %s", source.stream_id, source.display, *sizes[source.stream_id],
                      intrinsics[source.stream_id].source)
-        if down and not sizes:
-            raise down[0][1]
+        if down and not sizes and not self.config.wait_for_sources:
+            raise SourceError(f"{down[0][1]} (--wait-for-sources starts anyway and waits for live sources)")
         for source, exc in down:
             log.warning("%s: %s; starting without it: it is retried with backoff (up to %g s apart) and its "
                         "poses follow once it answers", source.stream_id, exc, source.reconnect_max_s)

@@ -76,6 +76,7 @@ _OVERRIDES = {
     "joints3d_cam": ("publish", "camera_joints"),
     "vmc": ("publish", "vmc"), "vmc_person": ("publish", "vmc_person"), "vmc_stream": ("publish", "vmc_stream"),
     "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"), "name": ("run", "name"),
+    "wait_for_sources": ("run", "wait_for_sources"),
 }
 _SOURCE_FLAGS = {"loop": "loop", "every_frame": "every_frame", "rtsp_transport": "rtsp_transport",
                  "focal": "focal_px", "fov": "fov_deg", "calibration": "calibration",
@@ -99,6 +100,9 @@ def add_parsers(verbs) -> None:
     group.add_argument("--read-timeout", type=float,
                        help="seconds of silence before a live source counts as lost (default 5)")
     group.add_argument("--max-side", type=int, help="scale larger frames down to this side (default 1920)")
+    group.add_argument("--wait-for-sources", action="store_true",
+                       help="live sources: start even when none answers yet, and wait for them (a service that "
+                            "starts before its cameras); without it a run needs one source up to start")
     camera = run.add_argument_group("camera (for each person's position in camera space, root_cam)")
     camera.add_argument("--focal", type=float, metavar="PX", help="focal length in pixels")
     camera.add_argument("--fov", type=float, metavar="DEG", help="horizontal field of view (default: 60 assumed)")

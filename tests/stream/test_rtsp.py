@@ -126,3 +126,28 @@ def test_a_camera_down_at_start_holds_back_neither_the_start_nor_the_other_strea
     finally:
         if server is not None:
             server.kill()
+
+
+@pytest.mark.faults
+def test_with_wait_for_sources_a_run_starts_before_its_only_camera(rtsp_available, pipeline, shared_data,
+                                                                    unused_port, tmp_path):
+    """A service that starts before its camera: the run waits for it instead of ending."""
+    clip = shared_data / "video" / "one-by-one-person-detection.mp4"
+    config = tmp_path / "late.toml"
+    config.write_text(f'wait_for_sources = true\n\n[[source]]\nid = "door"\nurl = "rtsp://127.0.0.1:{unused_port}/clip"\n'
+                      'reconnect_max_s = 2.0\n')
+    run = pipeline("--config", str(config), "--detector", "none", "--wait-subscribers", "1")
+    server = None
+    try:
+        with PoseSubscriber(run.endpoint, topics=["pose", "meta"]) as subscriber:
+            run.wait_for_log(r"door: .*reconnecting in")
+            assert run.process.poll() is None, run.log
+            server = RtspServer(unused_port, clip)
+            got = collect(subscriber, lambda got: len(poses_of(got, "door")) >= 5)
+        assert len(poses_of(got, "door")) == 5, run.log
+        metas = [m for m in got if isinstance(m, MetaMessage)]
+        assert metas[0].streams["door"]["intrinsics"] is None and metas[-1].streams["door"]["intrinsics"]
+        assert run.stop(signal.SIGINT) == 0
+    finally:
+        if server is not None:
+            server.kill()

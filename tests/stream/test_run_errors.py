@@ -143,7 +143,13 @@ def test_when_no_source_opens_the_run_does_not_start(unused_port):
     """A live source that is down at start is retried while the others run; with none up there is nothing to run."""
     first, second = f"rtsp://127.0.0.1:{unused_port}/a", f"http://127.0.0.1:{unused_port}/b"
     result = run_cli("--source", first, "--source", second, "--open-timeout", "3")
-    assert_one_error_line(result, "cannot open", first)
+    assert_one_error_line(result, "cannot open", first, "--wait-for-sources starts anyway")
+
+
+def test_wait_for_sources_is_for_live_sources_only(walker_clip, unused_port):
+    result = run_cli("--source", str(walker_clip), "--source", f"rtsp://127.0.0.1:{unused_port}/a",
+                     "--wait-for-sources")
+    assert_one_error_line(result, "--wait-for-sources waits for live sources", "is a file")
 
 
 def test_a_file_that_cannot_be_read_stops_the_start_even_beside_a_live_source(tmp_path, unused_port):
