@@ -102,7 +102,6 @@ class StreamSmoother:
         for gone in set(self.filters) - present:
             del self.filters[gone]
 
-
     def _intrinsics(self, size: tuple[int, int]) -> camera_space.Intrinsics | None:
         """The camera for frames of `size`; None (roots not placed) when there is none for it."""
         if self.source is None:
