@@ -253,6 +253,7 @@ def _read_crops(engine, batch: list, rings: dict[str, SlotRing], counters: dict[
     for item in batch:
         if isinstance(item, FrameTicket) and item.people:
             shape = rings[item.stream].read_into(item.crop_seq, staging[filled:])
+            counters[item.stream].set("crop_read_seq", item.crop_seq)  # its slot may be written again
             if shape is None or shape[0] != len(item.people):
                 counters[item.stream].add("drop_crop_overrun")
                 continue
@@ -272,6 +273,7 @@ def _read_frames(engine, batch: list, rings: dict[str, SlotRing], counters: dict
     for item in batch:
         if isinstance(item, FrameTicket) and item.people:
             frame = rings[item.stream].read_flat_into(item.crop_seq, staging[filled:])
+            counters[item.stream].set("crop_read_seq", item.crop_seq)  # its slot may be written again
             if frame is None or frame.ndim != 3:
                 counters[item.stream].add("drop_crop_overrun")
                 continue

@@ -29,6 +29,7 @@ from wildpose.stream.tracking import PeopleTracker
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
+_CROP_SLOT_POLL_S = 0.002
 _QUIET_LOG_S = 60.0
 
 
@@ -85,6 +86,8 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
             counters.set("next_track_id", tracker.next_id)
             quiet.observe(bool(ticket.people))
             if ticket.people:
+                if not wait_for_crop_slot(crops, counters, crop_seq, stop_event):
+                    break
                 if args.device_crops:
                     crops.write(crop_seq, frame)
                 else:
@@ -100,6 +103,16 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
         frames.close()
         crops.close()
         process.release_queue(out_queue, stop_event)
+
+
+def wait_for_crop_slot(crops: SlotRing, counters: Counters, crop_seq: int, stop_event) -> bool:
+    """Wait until inference is done with what the slot of `crop_seq` held (the crops of `crop_seq -
+    slots`), so no frame's crops are overwritten unread however far one stream runs ahead (the ring
+    is smaller than the shared inference queue when there are many streams); False if stopped."""
+    while counters.get("crop_read_seq") < crop_seq - crops.spec.slots:
+        if stop_event.wait(_CROP_SLOT_POLL_S):
+            return False
+    return True
 
 
 class _QuietWatch:

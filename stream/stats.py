@@ -26,6 +26,7 @@ COUNTERS: dict[str, str] = {
     "next_track_id": "preprocess",  # the next person id (a restarted preprocess goes on from it: no id reused)
     "inferred": "infer",
     "drop_crop_overrun": "infer",  # crop slot overwritten before infer read it
+    "crop_read_seq": "infer",  # the last crop slot infer is done with (preprocess waits before reusing one)
     "drop_engine_unreachable": "infer",  # a remote engine (Triton) did not answer: no pose for the frame
     "smoothed": "smooth",
     "published": "publish",

@@ -44,6 +44,7 @@ _FRAME_SLOTS = 6
 # not just capture -> preprocess: more slots, so realtime runs rarely lap it and every-frame runs keep
 # enough frames in flight to fill inference batches while capture waits for publish.
 _VIEW_FRAME_SLOTS = 16
+_CROP_QUEUE_SHARE = 16  # crop slots a stream has for frames waiting in the inference queue
 _READY_TIMEOUT_S = 120.0  # loading a model (and exporting a checkpoint) can take a while
 _GPU_READY_TIMEOUT_S = 1200.0  # a first start on a GPU compiles the network or builds a TensorRT engine
 _START_GATE_TIMEOUT_S = 20.0  # streams whose processes are not up by then do not hold the others back
@@ -184,7 +185,7 @@ class Pipeline:
         prefix = f"wp{os.getpid()}"
         self.counters = {s: Counters() for s in streams}
         for stream_counters in self.counters.values():
-            for name in ("last_seq", "consumed_seq", "released_seq"):
+            for name in ("last_seq", "consumed_seq", "released_seq", "crop_read_seq"):
                 stream_counters.set(name, -1)
         self.arrays = {s: c.array for s, c in self.counters.items()}
         self.stop = SharedFlag()
@@ -199,7 +200,10 @@ class Pipeline:
         self.depths = LinkDepths(pipes=len(self.smooth_shards))
         self.common = (self.log_level, self.weights_label)
         self.infer_queue_size = max(4, 2 * len(streams))
-        crop_slots = self.infer_queue_size + config.engine.max_batch + 3
+        # a stream's crops wait in its ring from preprocess until inference reads them; the ring holds
+        # a share of the shared queue (preprocess waits rather than overwrite what is unread), so
+        # shared memory grows with the streams, not with their square
+        crop_slots = min(self.infer_queue_size, _CROP_QUEUE_SHARE) + config.engine.max_batch + 3
         self.frame_rings, self.crop_rings = {}, {}
         frame_slots = _VIEW_FRAME_SLOTS if config.publish.uses_frames else _FRAME_SLOTS
         # per source (frame slot bytes, crop slot bytes, crop bytes reserved a slot): a crop slot has
@@ -522,6 +526,7 @@ class Pipeline:
                                 source.stream_id, lost)
             counters.set("consumed_seq", counters.get("last_seq"))
             counters.set("released_seq", counters.get("last_seq"))
+            counters.set("crop_read_seq", -1)  # the new preprocess numbers its crops from 0 again
 
     def _shutdown(self, processes) -> None:
         self.stop.set()
