@@ -154,6 +154,48 @@ class Pipeline:
             for ring in rings:
                 ring.close()
 
+    def _create_rings(self, prefix: str, sizes: dict[str, tuple[int, int]], rings: list[SlotRing]) -> None:
+        """Each source's frame and crop rings, their memory reserved (appended to `rings` as they are
+        made, so they are unlinked whatever happens); one line when /dev/shm cannot hold them."""
+        config = self.config
+        # a stream's crops wait in its ring from preprocess until inference reads them; the ring holds
+        # a share of the shared queue (preprocess waits rather than overwrite what is unread), so
+        # shared memory grows with the streams, not with their square
+        crop_slots = min(self.infer_queue_size, _CROP_QUEUE_SHARE) + config.engine.max_batch + 3
+        self.frame_rings, self.crop_rings = {}, {}
+        frame_slots = _VIEW_FRAME_SLOTS if config.publish.uses_frames else _FRAME_SLOTS
+        # per source (frame slot bytes, crop slot bytes, crop bytes reserved a slot): a crop slot has
+        # room for max_people crops and is reserved for one (most frames hold one or two people); with
+        # crops cut on the device it holds the whole frame instead, and a frame fills its slot
+        # (a source that was down at start gets room for a 16:9 frame at its largest; capture scales
+        # down a frame that does not fit)
+        ring_bytes = []
+        for source in config.sources:
+            width, height = sizes.get(source.stream_id, (source.max_side, source.max_side * 9 // 16))
+            frame_bytes, one_crop = width * height * 3, self.input_size ** 2 * 3
+            ring_bytes.append((frame_bytes, frame_bytes, None) if config.engine.device_crops
+                              else (frame_bytes, config.tracking.max_people * one_crop, one_crop))
+        reserved = sum(SlotRing.bytes_needed(frame_slots, frame_bytes)
+                       + SlotRing.bytes_needed(crop_slots, crop_bytes, crop_reserved)
+                       for frame_bytes, crop_bytes, crop_reserved in ring_bytes)
+        at_most = sum(SlotRing.bytes_needed(frame_slots, frame_bytes) + SlotRing.bytes_needed(crop_slots, crop_bytes)
+                      for frame_bytes, crop_bytes, _ in ring_bytes)
+        free = shm_free_bytes()
+        if free is not None and reserved > free:
+            raise PipelineError(shm_full_message(reserved))
+        log.info("shared memory: %.0f MB reserved for the frame and crop rings, up to %.0f MB with %d people in "
+                 "every frame (%s MB free)", reserved / 2**20, at_most / 2**20, config.tracking.max_people,
+                 "?" if free is None else f"{free / 2**20:,.0f}")
+        if free is not None and at_most > free:
+            log.warning("shared memory: crowds of %d in many frames would need %.0f MB, more than the %.0f MB free "
+                        "in /dev/shm; give it more, or lower [tracking] max_people", config.tracking.max_people,
+                        at_most / 2**20, free / 2**20)
+        for index, (source, (frame_bytes, crop_bytes, crop_reserved)) in enumerate(
+                zip(config.sources, ring_bytes, strict=True)):
+            rings.append(SlotRing.create(f"{prefix}_{index}_f", frame_slots, frame_bytes))
+            rings.append(SlotRing.create(f"{prefix}_{index}_c", crop_slots, crop_bytes, crop_reserved))
+            self.frame_rings[source.stream_id], self.crop_rings[source.stream_id] = rings[-2].spec, rings[-1].spec
+
     def _probe_sources(self) -> tuple[dict[str, tuple[int, int]], dict]:
         """Each source's frame size and camera, from its first frame. A live source that cannot be
         opened while another can (or with `wait_for_sources`) does not stop the run: it is left out
@@ -200,43 +242,7 @@ class Pipeline:
         self.depths = LinkDepths(pipes=len(self.smooth_shards))
         self.common = (self.log_level, self.weights_label)
         self.infer_queue_size = max(4, 2 * len(streams))
-        # a stream's crops wait in its ring from preprocess until inference reads them; the ring holds
-        # a share of the shared queue (preprocess waits rather than overwrite what is unread), so
-        # shared memory grows with the streams, not with their square
-        crop_slots = min(self.infer_queue_size, _CROP_QUEUE_SHARE) + config.engine.max_batch + 3
-        self.frame_rings, self.crop_rings = {}, {}
-        frame_slots = _VIEW_FRAME_SLOTS if config.publish.uses_frames else _FRAME_SLOTS
-        # per source (frame slot bytes, crop slot bytes, crop bytes reserved a slot): a crop slot has
-        # room for max_people crops and is reserved for one (most frames hold one or two people); with
-        # crops cut on the device it holds the whole frame instead, and a frame fills its slot
-        # (a source that was down at start gets room for a 16:9 frame at its largest; capture scales
-        # down a frame that does not fit)
-        ring_bytes = []
-        for source in config.sources:
-            width, height = sizes.get(source.stream_id, (source.max_side, source.max_side * 9 // 16))
-            frame_bytes, one_crop = width * height * 3, self.input_size ** 2 * 3
-            ring_bytes.append((frame_bytes, frame_bytes, None) if config.engine.device_crops
-                              else (frame_bytes, config.tracking.max_people * one_crop, one_crop))
-        reserved = sum(SlotRing.bytes_needed(frame_slots, frame_bytes)
-                       + SlotRing.bytes_needed(crop_slots, crop_bytes, crop_reserved)
-                       for frame_bytes, crop_bytes, crop_reserved in ring_bytes)
-        at_most = sum(SlotRing.bytes_needed(frame_slots, frame_bytes) + SlotRing.bytes_needed(crop_slots, crop_bytes)
-                      for frame_bytes, crop_bytes, _ in ring_bytes)
-        free = shm_free_bytes()
-        if free is not None and reserved > free:
-            raise PipelineError(shm_full_message(reserved))
-        log.info("shared memory: %.0f MB reserved for the frame and crop rings, up to %.0f MB with %d people in "
-                 "every frame (%s MB free)", reserved / 2**20, at_most / 2**20, config.tracking.max_people,
-                 "?" if free is None else f"{free / 2**20:,.0f}")
-        if free is not None and at_most > free:
-            log.warning("shared memory: crowds of %d in many frames would need %.0f MB, more than the %.0f MB free "
-                        "in /dev/shm; give it more, or lower [tracking] max_people", config.tracking.max_people,
-                        at_most / 2**20, free / 2**20)
-        for index, (source, (frame_bytes, crop_bytes, crop_reserved)) in enumerate(
-                zip(config.sources, ring_bytes, strict=True)):
-            rings.append(SlotRing.create(f"{prefix}_{index}_f", frame_slots, frame_bytes))
-            rings.append(SlotRing.create(f"{prefix}_{index}_c", crop_slots, crop_bytes, crop_reserved))
-            self.frame_rings[source.stream_id], self.crop_rings[source.stream_id] = rings[-2].spec, rings[-1].spec
+        self._create_rings(prefix, sizes, rings)
         handover_in, self.handover = ctx.Pipe(duplex=False)
         publisher = ctx.Process(name="publish", target=publish.main, args=(
             publish.PublishArgs(config.publish, streams, meta,
