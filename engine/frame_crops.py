@@ -31,16 +31,21 @@ def cut_on_host(frame: np.ndarray, affine: np.ndarray, size: int, out: np.ndarra
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
+def crop_to_frame_maps(affines: np.ndarray) -> np.ndarray:
+    """`(k, 2, 3)` float64 crop -> frame pixel maps: the inverses of `(k, 2, 3)` frame -> crop maps."""
+    affines = np.asarray(affines, dtype=np.float64).reshape(-1, 2, 3)
+    inverse = np.linalg.inv(affines[:, :, :2])
+    return np.concatenate([inverse, -inverse @ affines[:, :, 2:]], axis=2)
+
+
 def grid_theta(affines: np.ndarray, frame_height: int, frame_width: int, size: int) -> np.ndarray:
     """`(k, 2, 3)` float32 `affine_grid` matrices (normalised crop -> normalised frame coordinates,
     `align_corners=False`) for `(k, 2, 3)` frame -> crop pixel maps."""
-    affines = np.asarray(affines, dtype=np.float64).reshape(-1, 2, 3)
-    linear, shift = affines[:, :, :2], affines[:, :, 2:]
-    crop_to_frame = np.concatenate([np.linalg.inv(linear), -np.linalg.inv(linear) @ shift], axis=2)
+    crop_to_frame = crop_to_frame_maps(affines)
     to_crop_pixels = np.array([[size / 2, 0.0, (size - 1) / 2], [0.0, size / 2, (size - 1) / 2], [0.0, 0.0, 1.0]])
     to_frame_normalised = np.array([[2.0 / frame_width, 0.0, 1.0 / frame_width - 1.0],
                                     [0.0, 2.0 / frame_height, 1.0 / frame_height - 1.0], [0.0, 0.0, 1.0]])
-    thetas = np.empty((len(affines), 2, 3), dtype=np.float32)
+    thetas = np.empty((len(crop_to_frame), 2, 3), dtype=np.float32)
     for i, inverse in enumerate(crop_to_frame):
         thetas[i] = (to_frame_normalised @ np.vstack([inverse, [0.0, 0.0, 1.0]]) @ to_crop_pixels)[:2]
     return thetas
@@ -67,10 +72,8 @@ def crop_table(shapes, offsets, affines) -> np.ndarray:
     `offsets[i]` and `affines[i]` (`(k_i, 2, 3)` frame -> crop maps) describe frame i."""
     rows = []
     for shape, offset, maps in zip(shapes, offsets, affines, strict=True):
-        maps = np.asarray(maps, dtype=np.float64).reshape(-1, 2, 3)
-        inverse = np.linalg.inv(maps[:, :, :2])
-        crop_to_frame = np.concatenate([inverse, -inverse @ maps[:, :, 2:]], axis=2).reshape(-1, 6)
-        frame = np.broadcast_to(np.array([offset, shape[0], shape[1]], dtype=np.float64), (len(maps), 3))
+        crop_to_frame = crop_to_frame_maps(maps).reshape(-1, 6)
+        frame = np.broadcast_to(np.array([offset, shape[0], shape[1]], dtype=np.float64), (len(crop_to_frame), 3))
         rows.append(np.concatenate([crop_to_frame, frame], axis=1))
     return np.concatenate(rows) if rows else np.empty((0, 9))
 
