@@ -47,10 +47,11 @@ def test_the_pipeline_survives_the_rtsp_server_going_away_and_coming_back(
     url = f"rtsp://127.0.0.1:{unused_port}/clip"
     server = RtspServer(unused_port, clip)
     try:
-        # the default open timeout (10 s): the server prepares its media (decode + x264) while it answers
-        # the first DESCRIBE, which took over 3 s under CI's load
+        # the server prepares its media (decode + x264) while it answers the first DESCRIBE: under CI's
+        # load that took over 3 s, and now and then the answer was one FFmpeg reads as "Invalid data
+        # found"; with --wait-for-sources a first open that fails is retried like a reconnect
         run = pipeline("--source", f"door={url}", "--detector", "none", "--wait-subscribers", "1",
-                       "--read-timeout", "2")
+                       "--read-timeout", "2", "--wait-for-sources")
         recoveries = []
         with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
             before = receive_poses(subscriber, 10)
