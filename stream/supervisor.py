@@ -175,11 +175,12 @@ class Pipeline:
             frame_bytes, one_crop = width * height * 3, self.input_size ** 2 * 3
             ring_bytes.append((frame_bytes, frame_bytes, None) if config.engine.device_crops
                               else (frame_bytes, config.tracking.max_people * one_crop, one_crop))
-        reserved = sum(SlotRing.bytes_needed(frame_slots, frame_bytes)
-                       + SlotRing.bytes_needed(crop_slots, crop_bytes, crop_reserved)
+        def total(crops_full: bool) -> int:
+            return sum(SlotRing.bytes_needed(frame_slots, frame_bytes)
+                       + SlotRing.bytes_needed(crop_slots, crop_bytes, None if crops_full else crop_reserved)
                        for frame_bytes, crop_bytes, crop_reserved in ring_bytes)
-        at_most = sum(SlotRing.bytes_needed(frame_slots, frame_bytes) + SlotRing.bytes_needed(crop_slots, crop_bytes)
-                      for frame_bytes, crop_bytes, _ in ring_bytes)
+
+        reserved, at_most = total(crops_full=False), total(crops_full=True)
         free = shm_free_bytes()
         if free is not None and reserved > free:
             raise PipelineError(shm_full_message(reserved))
