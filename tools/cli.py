@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 
 from wildpose import __version__, logs
@@ -377,7 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
+    if os.getpid() == 1:
+        _stop_on_sigterm()
     return report_errors(lambda: args.handler(args))
+
+
+def _stop_on_sigterm() -> None:
+    """As a container's first process (pid 1) a process gets no default action for SIGTERM, so
+    `docker stop` would wait its 10 s and kill it; stop as on Ctrl-C instead. Verbs that handle
+    SIGTERM themselves (`run`, `proxy`, `web`, ...) replace this when they start."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":
