@@ -1,5 +1,7 @@
-"""deploy/: no container engine or cluster runs here, so at least every `wildpose` command line in the
-compose file and the Kubernetes manifests must be one our CLI accepts, and the pieces must connect."""
+"""deploy/: the compose file (its Triton image is out of reach) and the Kubernetes manifests (no cluster)
+do not run here; tools/container_check.sh builds and runs the CPU image. So at least every `wildpose`
+command line in them must be one our CLI accepts, the pieces must connect, and the image must not
+take in what git ignores."""
 
 from pathlib import Path
 
@@ -48,3 +50,18 @@ def test_the_compose_pipelines_infer_on_its_triton_service_and_the_proxy_forward
     proxy = services["proxy"]["command"]
     assert [proxy[i + 1] for i, a in enumerate(proxy) if a == "--upstream"] == ["tcp://site-a:5555",
                                                                                  "tcp://site-b:5555"]
+
+
+def test_the_container_build_copies_nothing_that_git_ignores():
+    """`COPY . /opt/wildpose` once took a tested checkout's .venv-serve (1.4 GB) and runs/ into the image.
+    A .gitignore line `x/` matches at any depth (`**/x` to Docker), `/x/` only at the root (`x`)."""
+    root = DEPLOY.parent
+    ignored_by_git = [line.strip() for line in (root / ".gitignore").read_text().splitlines()
+                      if line.strip() and not line.startswith("#")]
+    ignored_by_docker = {line.strip() for line in (root / ".dockerignore").read_text().splitlines()
+                         if line.strip() and not line.startswith("#")}
+    for pattern in ignored_by_git:
+        name = pattern.strip("/")
+        expected = name if pattern.startswith("/") else f"**/{name}"
+        assert expected in ignored_by_docker, f".gitignore has {pattern!r}: .dockerignore needs {expected!r}"
+    assert ".git" in ignored_by_docker

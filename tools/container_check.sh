@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Builds deploy/Dockerfile and runs what the README's Deployment section promises, with a real container
+# engine, printing one line per check (and writing them to $OUT/container_check.txt when OUT is set):
+#   build            docker build -f deploy/Dockerfile -t wildpose:cpu .   (time, image size)
+#   demo             docker run --rm wildpose:cpu demo                     (the bundled clip, every frame received)
+#   cache volume     -v NAME:/var/cache/wildpose writable by the image's user
+#   run + subscribe  docker run -d --shm-size 1g -p 127.0.0.1:PORT:5555 wildpose:cpu run --source cam0=<bundled clip>
+#                    --loop --publish tcp://0.0.0.0:5555, and `wildpose subscribe` on this host counts poses
+#                    (with DETECTOR=path/to/yolox_nano.onnx mounted read-only and passed as --detector)
+#   docker stop      SIGTERM to the container's pid 1: a clean stop with final stats, exit status 0
+#
+#   ENGINE            the container command (default: docker, else podman). This project's CPU machines:
+#                     ENGINE="podman --runtime runc" RUN_FLAGS="--ulimit nofile=1024:1024 --ulimit nproc=1000:1000"
+#   LOCAL_BASE=1      no Docker Hub here: build a stand-in for python:3.11-slim-bookworm first (Debian bookworm
+#                     by debootstrap, Debian's Python 3.11 in a venv at /usr/local, this host's CA certificates)
+#   TORCH_WHEEL=FILE  no download.pytorch.org here: serve this CPU wheel and its dependencies on 127.0.0.1
+#                     as the Dockerfile's TORCH_INDEX
+#   DETECTOR=FILE     a YOLOX ONNX file to mount (containers here cannot download Megvii's)
+#   SUBSCRIBER        the host's wildpose command (default: .venv/bin/wildpose)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENGINE=${ENGINE:-$(command -v docker >/dev/null && echo docker || echo podman)}
+RUN_FLAGS=${RUN_FLAGS:-}
+SUBSCRIBER=${SUBSCRIBER:-.venv/bin/wildpose}
+IMAGE=${IMAGE:-wildpose:cpu}
+CLIP=/opt/wildpose/media/demo-synthpose-131_02.mp4
+WORK=$(mktemp -d)
+RESULTS=$WORK/results.txt
+SERVER_PID=""
+cleanup() {
+    $ENGINE rm -f wildpose-check >/dev/null 2>&1 || true
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    [ -n "${OUT:-}" ] && cp "$RESULTS" "$OUT/container_check.txt" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+say() { echo "$*" | tee -a "$RESULTS"; }
+fail() { say "FAILED: $*"; exit 1; }
+
+say "# container check, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)'), $($ENGINE --version)"
+
+if [ "${LOCAL_BASE:-0}" = 1 ]; then
+    say "base: a stand-in for python:3.11-slim-bookworm (debootstrap bookworm, Debian's python3.11 venv at /usr/local)"
+    rootfs=$WORK/rootfs
+    debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 \
+        || fail "debootstrap (see $WORK/debootstrap.log)"
+    base_log=$WORK/base.log
+    {
+        cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+        chroot "$rootfs" apt-get update -q
+        chroot "$rootfs" apt-get install -y -q --no-install-recommends python3 python3-venv ca-certificates
+        cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/" || true
+        chroot "$rootfs" update-ca-certificates
+        chroot "$rootfs" python3 -m venv /usr/local
+        rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+        tar -C "$rootfs" -c . | $ENGINE import --change 'ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' --change 'CMD ["python3"]' \
+            - docker.io/library/python:3.11-slim-bookworm
+    } >"$base_log" 2>&1 || { tail -5 "$base_log"; fail "the stand-in base image"; }
+fi
+
+BUILD_ARGS=()
+if [ -n "${TORCH_WHEEL:-}" ]; then
+    index=$WORK/index
+    python3 -m pip download -q --only-binary :all: --python-version 3.11 --platform manylinux_2_28_x86_64 \
+        -d "$WORK/wheels" "$TORCH_WHEEL" 2>/dev/null
+    python3 - "$WORK/wheels" "$index" <<'EOF'
+import html, pathlib, re, sys
+wheels, root = map(pathlib.Path, sys.argv[1:])
+for wheel in wheels.glob("*.whl"):
+    project = root / re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
+    project.mkdir(parents=True, exist_ok=True)
+    (project / wheel.name).symlink_to(wheel.resolve())
+for project in root.iterdir():
+    links = "".join(f'<a href="{html.escape(w.name)}">{html.escape(w.name)}</a>\n' for w in project.glob("*.whl"))
+    (project / "index.html").write_text(f"<html><body>\n{links}</body></html>\n")
+EOF
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    python3 -m http.server "$port" --bind 127.0.0.1 --directory "$index" >/dev/null 2>&1 &
+    SERVER_PID=$!
+    sleep 1
+    BUILD_ARGS=(--network host --build-arg "TORCH_INDEX=http://127.0.0.1:$port/")
+    say "torch: $(basename "$TORCH_WHEEL") and its dependencies from a local index"
+fi
+
+start=$(date +%s)
+# shellcheck disable=SC2086
+$ENGINE build ${LOCAL_BASE:+--pull=never} $RUN_FLAGS "${BUILD_ARGS[@]}" -f deploy/Dockerfile -t "$IMAGE" . \
+    >"$WORK/build.log" 2>&1 || { tail -20 "$WORK/build.log"; fail "build"; }
+say "build: ok in $(( $(date +%s) - start )) s, image $($ENGINE image inspect "$IMAGE" --format '{{.Size}}' \
+    | awk '{printf "%.2f GB", $1 / 1e9}')"
+
+# shellcheck disable=SC2086
+$ENGINE run --rm $RUN_FLAGS "$IMAGE" demo >"$WORK/demo.out" 2>"$WORK/demo.err" || { tail -5 "$WORK/demo.err"; fail "demo"; }
+say "demo: $(grep '^# received' "$WORK/demo.out" | sed 's/ (trained on.*//')"
+
+# shellcheck disable=SC2086
+$ENGINE run --rm $RUN_FLAGS -v wildpose-check-cache:/var/cache/wildpose --entrypoint sh "$IMAGE" \
+    -c 'touch /var/cache/wildpose/probe' || fail "the cache volume is not writable by the image's user"
+$ENGINE volume rm wildpose-check-cache >/dev/null
+say "cache volume: -v NAME:/var/cache/wildpose is writable by the image's user (the detector's download is kept)"
+
+MOUNT=() DETECT=(--detector none)
+if [ -n "${DETECTOR:-}" ]; then
+    MOUNT=(-v "$(realpath "$DETECTOR"):/models/yolox.onnx:ro")
+    DETECT=(--detector /models/yolox.onnx)
+fi
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# shellcheck disable=SC2086
+$ENGINE run -d --name wildpose-check $RUN_FLAGS --shm-size 1g -p "127.0.0.1:$port:5555" "${MOUNT[@]}" "$IMAGE" \
+    run --source "cam0=$CLIP" --loop "${DETECT[@]}" --publish tcp://0.0.0.0:5555 >/dev/null
+timeout 120 "$SUBSCRIBER" subscribe --endpoint "tcp://127.0.0.1:$port" --json --count 150 >"$WORK/poses.jsonl" \
+    || { $ENGINE logs wildpose-check 2>&1 | tail -5; fail "no poses on the published port"; }
+received=$(python3 - "$WORK/poses.jsonl" <<'EOF'
+import json, statistics, sys
+poses = [m for m in map(json.loads, open(sys.argv[1])) if m["kind"] == "pose"]
+latency = statistics.median(m["t_publish"] - m["t_capture"] for m in poses) * 1000
+people = sum(len(m["people"]) for m in poses) / len(poses)
+print(f"{len(poses)} poses, {people:.2f} people per frame, capture-to-publish median {latency:.0f} ms")
+EOF
+)
+say "run + subscribe: $received, received on this host through -p 127.0.0.1:$port:5555;" \
+    "$($ENGINE logs wildpose-check 2>&1 | grep -o 'person detector: [a-z]*' | head -1)"
+
+start=$(date +%s.%N)
+$ENGINE stop -t 10 wildpose-check >/dev/null
+stopped=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
+status=$($ENGINE inspect wildpose-check --format '{{.State.ExitCode}}')
+final=$($ENGINE logs wildpose-check 2>&1 | grep -o 'final stats.*')
+[ "$status" = 0 ] && [[ "$final" == *"stopped by signal SIGTERM"* ]] || fail "docker stop: exit $status, $final"
+say "docker stop: exit status 0 after $stopped s; $final"
