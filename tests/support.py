@@ -32,10 +32,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wildpose(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`wildpose ARGS` to the end, output captured, tracebacks off."""
+def wildpose(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`wildpose ARGS` to the end, output captured, tracebacks off; `env` adds to the environment."""
     return subprocess.run([sys.executable, "-m", "wildpose.tools.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "WILDPOSE_DEBUG": ""})
+                          timeout=timeout, env={**os.environ, "WILDPOSE_DEBUG": "", **(env or {})})
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:

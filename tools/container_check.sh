@@ -3,6 +3,7 @@
 # engine, printing one line per check (and writing them to $OUT/container_check.txt when OUT is set):
 #   build            docker build -f deploy/Dockerfile -t wildpose:cpu .   (time, image size)
 #   demo             docker run --rm wildpose:cpu demo                     (the bundled clip, every frame received)
+#   another uid      docker run --user 12345:0 wildpose:cpu demo    (an arbitrary uid, as OpenShift runs images)
 #   cache volume     -v NAME:/var/cache/wildpose writable by the image's user
 #   run + subscribe  docker run -d --shm-size 1g -p 127.0.0.1:PORT:5555 wildpose:cpu run --source cam0=<bundled clip>
 #                    --loop --publish tcp://0.0.0.0:5555, and `wildpose subscribe` on this host counts poses
@@ -94,6 +95,11 @@ say "build: ok in $(( $(date +%s) - start )) s, image $($ENGINE image inspect "$
 # shellcheck disable=SC2086
 $ENGINE run --rm $RUN_FLAGS "$IMAGE" demo >"$WORK/demo.out" 2>"$WORK/demo.err" || { tail -5 "$WORK/demo.err"; fail "demo"; }
 say "demo: $(grep '^# received' "$WORK/demo.out" | sed 's/ (trained on.*//')"
+
+# shellcheck disable=SC2086
+$ENGINE run --rm $RUN_FLAGS --user 12345:0 "$IMAGE" demo >"$WORK/demo-uid.out" 2>"$WORK/demo-uid.err" \
+    || { tail -3 "$WORK/demo-uid.err"; fail "demo as another uid"; }
+say "demo as uid 12345 in group 0 (Kubernetes runAsUser, OpenShift): $(grep -o '^# received [0-9]* frames' "$WORK/demo-uid.out")"
 
 # shellcheck disable=SC2086
 $ENGINE run --rm $RUN_FLAGS -v wildpose-check-cache:/var/cache/wildpose --entrypoint sh "$IMAGE" \
