@@ -241,6 +241,51 @@ def test_an_http_source_streams_and_is_reopened_when_it_ends(pipeline, tmp_path)
         server.shutdown()
 
 
+class _MjpegCamera(http.server.BaseHTTPRequestHandler):
+    """An IP camera's MJPEG feed: JPEG frames in a multipart/x-mixed-replace response, at 24 frames/s."""
+
+    jpegs: list[bytes] = []
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        try:
+            for index in range(10_000):
+                jpeg = self.jpegs[index % len(self.jpegs)]
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                                 % (len(jpeg), jpeg))
+                time.sleep(1 / 24)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_an_ip_cameras_mjpeg_feed_over_http_streams(pipeline, walker_clip):
+    import cv2
+
+    with av.open(str(walker_clip)) as container:
+        jpegs = [cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"))[1].tobytes()
+                 for frame in container.decode(video=0)]
+    handler = type("Camera", (_MjpegCamera,), {"jpegs": jpegs})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run = pipeline("--source", f"door=http://127.0.0.1:{server.server_port}/video.mjpg", "--detector", "none",
+                       "--wait-subscribers", "1")
+        with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
+            poses = receive_poses(subscriber, 30)
+        assert len(poses) == 30, run.log
+        for pose in poses:
+            assert_valid_pose(pose, (640, 360))
+        assert [p.seq for p in poses] == sorted(p.seq for p in poses)
+        assert run.stop(signal.SIGINT) == 0
+    finally:
+        server.shutdown()
+
+
 def test_two_sources_in_one_run_over_ipc_reach_the_subscribe_command(tmp_path, walker_clip):
     endpoint = f"ipc://{tmp_path}/poses.sock"
     run = subprocess.Popen(
