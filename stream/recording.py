@@ -190,8 +190,11 @@ class _McapFile:
         return self.file.tell()
 
     def close(self) -> None:
-        self.writer.finish()
-        self.file.close()
+        """Write the summary and close; the file is closed even when writing fails (a full disk)."""
+        try:
+            self.writer.finish()
+        finally:
+            self.file.close()
 
 
 def record(config: RecordConfig, should_stop: Callable[[], bool]) -> RecordSummary:
@@ -214,6 +217,7 @@ def record(config: RecordConfig, should_stop: Callable[[], bool]) -> RecordSumma
     wall0, mono0 = time.time_ns(), time.monotonic_ns()
     last_message = None
     last_meta: bytes | None = None
+    failure: OSError | None = None
     try:
         while True:
             now = time.monotonic()
@@ -255,10 +259,21 @@ def record(config: RecordConfig, should_stop: Callable[[], bool]) -> RecordSumma
                 current.add(topic, parts[1], log_time, summary.messages)
                 summary.messages += 1
                 summary.bytes += len(parts[1])
+    except OSError as exc:  # writing: a full disk, a file system gone read-only or away
+        failure = exc
     finally:
-        current.close()
+        try:
+            current.close()
+        except OSError as exc:
+            failure = failure or exc
         socket.close(linger=0)
         context.term()
+    if failure is not None:
+        files = ", ".join(str(p) for p in summary.files)
+        raise RecordingError(f"cannot write the recording {current.path}: {failure.strerror or failure}; "
+                             f"recording stopped after {summary.messages} messages, which {files} "
+                             f"{'holds' if len(summary.files) == 1 else 'hold'} up to the last whole one "
+                             "(replay reads it); free some space, or record to another disk") from None
     if summary.malformed:
         log.warning("skipped %d messages that were not [topic, payload]", summary.malformed)
     log.info("recorded %d messages (%d payload bytes) in %s; stopped by %s", summary.messages, summary.bytes,

@@ -128,6 +128,43 @@ def test_recording_rotates_files_by_size_and_the_parts_replay_as_one(recorded_se
     assert [(t, p) for t, p, _ in received] == expected
 
 
+def on_a_small_disk(kilobytes: int, folder: Path, command: list[str], keep: Path) -> subprocess.Popen:
+    """`command` with `folder` a tmpfs of `kilobytes`, in a mount namespace of its own; afterwards the
+    tmpfs's `full.mcap` is copied to `keep` (the tmpfs goes with the namespace)."""
+    script = (f"mount -t tmpfs -o size={kilobytes}k tmpfs {folder} || exit 99; \"$@\"; status=$?; "
+              f"cp {folder}/full.mcap {keep}; exit $status")
+    return subprocess.Popen(["unshare", "-m", "sh", "-c", script, "sh", *command], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_full_disk_stops_the_recording_in_one_line_and_what_was_written_replays(recorded_session, tmp_path):
+    """It was a traceback from the MCAP writer (found with a 200 kB tmpfs)."""
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {tmp_path}"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("needs `unshare -m` and tmpfs mounts (root, or a user namespace) to fill a small disk")
+    disk, kept = tmp_path / "disk", tmp_path / "kept.mcap"
+    disk.mkdir()
+    source = f"tcp://127.0.0.1:{free_port()}"
+    recorder = on_a_small_disk(96, disk, [sys.executable, "-m", "wildpose.tools.cli", "record", "--endpoint", source,
+                                          "--output", str(disk / "full.mcap"), "--idle-timeout", "2"], kept)
+    copies = math.ceil(4 * 96 * 1024 / recorded_session.path.stat().st_size)
+    replay = subprocess.run(replay_command(*[str(recorded_session.path)] * copies, "--publish", source,
+                                           "--wait-subscribers", "1", "--as-fast-as-possible"),
+                            capture_output=True, text=True, timeout=60)
+    _, stderr = recorder.communicate(timeout=60)
+    assert replay.returncode == 0, replay.stderr
+    assert recorder.returncode == 1 and "Traceback" not in stderr, stderr
+    (line,) = error_lines(stderr)
+    assert "cannot write the recording" in line and "No space left on device" in line, line
+    written = int(re.search(r"recording stopped after (\d+) messages", line).group(1))
+    once = [(m.topic, m.payload) for m in recorded_session.messages]
+    sent = once + [pair for pair in once if pair[0] != "meta"] * (copies - 1)
+    reader = recording.RecordingReader(kept)
+    assert [(m.topic, m.payload) for m in reader.messages()] == sent[:written]
+    assert 0 < written < len(sent) and reader.damage is not None
+
+
 def test_a_replay_without_subscribers_runs_through_and_counts_what_it_sent(recorded_session):
     result = subprocess.run(replay_command(str(recorded_session.path), "--publish", f"tcp://127.0.0.1:{free_port()}",
                                            "--as-fast-as-possible"), capture_output=True, text=True, timeout=30)
