@@ -10,6 +10,7 @@ config fail loudly; there is no `strict=False` anywhere.
 from __future__ import annotations
 
 import datetime
+import shutil
 import subprocess
 import zipfile
 from dataclasses import dataclass, field
@@ -83,8 +84,20 @@ def save(path: str | Path, model: hourglass.PoseNet3D, *, weights: str, trained:
     if resume is not None:
         record["resume"] = resume
     partial = path.with_name(path.name + ".partial")
-    torch.save(record, partial)
-    partial.replace(path)
+    failure = None
+    try:
+        torch.save(record, partial)
+        partial.replace(path)
+    except (OSError, RuntimeError) as exc:  # a full disk: torch's zip writer raises RuntimeError
+        failure = getattr(exc, "strerror", None) or "write failed"
+    if failure is not None:  # out of the handler: its traceback kept torch's writer, and the file, open
+        partial.unlink(missing_ok=True)
+        needed = sum(t.numel() * t.element_size() for t in record["state_dict"].values())
+        free = shutil.disk_usage(path.parent).free
+        kept = f"the previous {path.name} is unchanged; " if path.is_file() else ""
+        raise ModelFileError(f"cannot write the checkpoint {path} ({failure}; its weights alone take "
+                             f"{needed / 1e6:.1f} MB, {free / 1e6:.1f} MB are free there); {kept}"
+                             "free some space or write elsewhere")
     return path
 
 

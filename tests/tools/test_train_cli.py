@@ -78,6 +78,23 @@ def test_train_runs_every_stage_from_one_config(trained):
     assert (root / "run" / "metrics.csv").is_file()
 
 
+def test_a_disk_too_full_for_a_checkpoint_ends_training_in_one_line(trained):
+    """It was a traceback from torch's zip writer, with a `.partial` file left behind."""
+    root, _ = trained
+    disk = root / "small-disk"
+    disk.mkdir(exist_ok=True)
+    script = f"mount -t tmpfs -o size=600k tmpfs {disk} || exit 99; \"$@\"; status=$?; ls -A {disk}/run; exit $status"
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "wildpose.tools.cli",
+                             "train", "--config", str(root / "train.toml"), "--output", str(disk / "run")],
+                            capture_output=True, text=True, timeout=300, cwd=root,
+                            env={**os.environ, "WILDPOSE_DEBUG": "", "OMP_NUM_THREADS": "1"})
+    if result.returncode == 99:
+        pytest.skip("needs `unshare -m` and tmpfs mounts (root, or a user namespace) to fill a small disk")
+    assert_one_line_error(result, f"cannot write the checkpoint {disk / 'run'}", "MB are free there",
+                          "free some space or write elsewhere")
+    assert ".partial" not in result.stdout  # the listing of the run's folder
+
+
 def test_eval_scores_a_checkpoint_on_a_dataset_given_by_flags(trained):
     root, _ = trained
     result = wildpose("eval", str(root / "run" / "2_depth.pt"), "--format", "h36m", "--annotations",
