@@ -82,6 +82,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a model file is not
         os.replace(temporary, path)
+    except OSError as exc:  # a full disk: name the file the user asked for, not the temporary one
+        Path(temporary).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

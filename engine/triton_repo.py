@@ -91,21 +91,26 @@ def write(onnx_path: str | Path, repo_dir: str | Path, config: RepoConfig = Repo
     size = metadata.input_size
     model = crops_model(onnx.load(str(onnx_path)), size)
     onnx.checker.check_model(model)
-    version_dir = repo / MODEL_NAME / "1"
-    version_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("model.onnx", "model.plan"):
-        (version_dir / stale).unlink(missing_ok=True)
-    if plan_from is not None:
-        (version_dir / "model.plan").write_bytes(plan_from(model.SerializeToString()))
-        backend = 'platform: "tensorrt_plan"'
-    else:
-        onnx.save(model, str(version_dir / "model.onnx"))
-        backend = 'backend: "onnxruntime"'
-    (repo / MODEL_NAME / "config.pbtxt").write_text(model_config_text(metadata, config, backend))
-    info_dir = repo / METADATA_MODEL_NAME / "1"
-    info_dir.mkdir(parents=True, exist_ok=True)
-    onnx.save(metadata_model(metadata), str(info_dir / "model.onnx"))
-    (repo / METADATA_MODEL_NAME / "config.pbtxt").write_text(metadata_config_text())
+    try:
+        version_dir = repo / MODEL_NAME / "1"
+        version_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("model.onnx", "model.plan"):
+            (version_dir / stale).unlink(missing_ok=True)
+        if plan_from is not None:
+            (version_dir / "model.plan").write_bytes(plan_from(model.SerializeToString()))
+            backend = 'platform: "tensorrt_plan"'
+        else:
+            onnx.save(model, str(version_dir / "model.onnx"))
+            backend = 'backend: "onnxruntime"'
+        (repo / MODEL_NAME / "config.pbtxt").write_text(model_config_text(metadata, config, backend))
+        info_dir = repo / METADATA_MODEL_NAME / "1"
+        info_dir.mkdir(parents=True, exist_ok=True)
+        onnx.save(metadata_model(metadata), str(info_dir / "model.onnx"))
+        (repo / METADATA_MODEL_NAME / "config.pbtxt").write_text(metadata_config_text())
+    except OSError as exc:  # a full disk: name the repository when the writer does not
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(repo)) from None
+        raise
     log.info("wrote Triton model repository %s (%s, %s)", repo, backend, metadata.weights)
     return repo
 

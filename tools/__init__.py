@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -10,8 +11,9 @@ from wildpose.errors import WildPoseError
 
 
 def report_errors(call: Callable[[], int]) -> int:
-    """Run a command; a known error (`WildPoseError`) becomes one `wildpose: error: ...` line and
-    exit status 1 (the traceback only with WILDPOSE_DEBUG=1), Ctrl-C exit status 130."""
+    """Run a command; a known error (`WildPoseError`) or a full, read-only or forbidden file system
+    becomes one `wildpose: error: ...` line and exit status 1 (the traceback only with
+    WILDPOSE_DEBUG=1), Ctrl-C exit status 130."""
     try:
         return call()
     except WildPoseError as exc:
@@ -21,3 +23,20 @@ def report_errors(call: Callable[[], int]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        hint = _FILE_SYSTEM_HINTS.get(exc.errno)
+        if hint is None or os.environ.get("WILDPOSE_DEBUG") == "1":
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"wildpose: error: {exc.strerror}{where}; {hint}", file=sys.stderr)
+        return 1
+
+
+# File-system errors any command can meet while writing its output: one line, not a traceback.
+_FILE_SYSTEM_HINTS = {
+    errno.ENOSPC: "free some space, or write elsewhere",
+    errno.EDQUOT: "free some space within your quota, or write elsewhere",
+    errno.EROFS: "write to another file system",
+    errno.EACCES: "check the path's permissions, or write elsewhere",
+    errno.EPERM: "check the path's permissions, or write elsewhere",
+}
