@@ -8,6 +8,8 @@
 #   run + subscribe  docker run -d --shm-size 1g -p 127.0.0.1:PORT:5555 wildpose:cpu run --source cam0=<bundled clip>
 #                    --loop --publish tcp://0.0.0.0:5555, and `wildpose subscribe` on this host counts poses
 #                    (with DETECTOR=path/to/yolox_nano.onnx mounted read-only and passed as --detector)
+#   proxy, web       `wildpose proxy` and `wildpose web` in containers of their own, as compose.yaml runs them,
+#                    a subscriber through the proxy, and the viewer's page and WebSocket
 #   docker stop      SIGTERM to the container's pid 1: a clean stop with final stats, exit status 0
 #
 #   ENGINE            the container command (default: docker, else podman). This project's CPU machines:
@@ -30,7 +32,7 @@ WORK=$(mktemp -d)
 RESULTS=$WORK/results.txt
 SERVER_PID=""
 cleanup() {
-    $ENGINE rm -f wildpose-check >/dev/null 2>&1 || true
+    $ENGINE rm -f wildpose-check wildpose-check-proxy wildpose-check-web >/dev/null 2>&1 || true
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
     [ -n "${OUT:-}" ] && cp "$RESULTS" "$OUT/container_check.txt" 2>/dev/null || true
     rm -rf "$WORK"
@@ -128,6 +130,49 @@ EOF
 )
 say "run + subscribe: $received, received on this host through -p 127.0.0.1:$port:5555;" \
     "$($ENGINE logs wildpose-check 2>&1 | grep -o 'person detector: [a-z]*' | head -1)"
+
+# The proxy and the browser viewer in containers of their own, as compose.yaml runs them (the host's network
+# here, where compose has its own: the viewer serves on 127.0.0.1 only).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+proxy_port=$(free_port) web_port=$(free_port)
+# shellcheck disable=SC2086
+$ENGINE run -d --name wildpose-check-proxy $RUN_FLAGS --network host "$IMAGE" \
+    proxy --upstream "tcp://127.0.0.1:$port" --bind "tcp://127.0.0.1:$proxy_port" >/dev/null
+# shellcheck disable=SC2086
+$ENGINE run -d --name wildpose-check-web $RUN_FLAGS --network host "$IMAGE" \
+    web --endpoint "tcp://127.0.0.1:$proxy_port" --port "$web_port" >/dev/null
+timeout 60 "$SUBSCRIBER" subscribe --endpoint "tcp://127.0.0.1:$proxy_port" --count 30 >"$WORK/proxied.txt" \
+    || { $ENGINE logs wildpose-check-proxy 2>&1 | tail -5; fail "no poses through the proxy container"; }
+say "proxy: $(grep -c '^pose ' "$WORK/proxied.txt") poses through \`wildpose proxy\` in its own container"
+viewer=$("${PYTHON:-.venv/bin/python}" - "$web_port" <<'EOF'
+import asyncio, json, sys, time
+import aiohttp
+
+async def main(port):
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):  # the container is starting
+            try:
+                async with session.get(url + "/") as page:
+                    html = await page.text()
+                break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.2)
+        kinds = {}
+        async with session.ws_connect(url + "/ws", headers={"Origin": url}) as socket:
+            deadline = time.monotonic() + 30
+            while kinds.get("pose", 0) < 10 and time.monotonic() < deadline:
+                message = await socket.receive_str(timeout=30)
+                kind = json.loads(message).get("kind") or "other"
+                kinds[kind] = kinds.get(kind, 0) + 1
+    print(f"page {len(html)} bytes; over its WebSocket: "
+          + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())))
+
+asyncio.run(main(int(sys.argv[1])))
+EOF
+) || { $ENGINE logs wildpose-check-web 2>&1 | tail -5; fail "the viewer container"; }
+say "web: $viewer"
+$ENGINE rm -f wildpose-check-proxy wildpose-check-web >/dev/null
 
 start=$(date +%s.%N)
 $ENGINE stop -t 10 wildpose-check >/dev/null
