@@ -31,13 +31,19 @@ CLIP=/opt/wildpose/media/demo-synthpose-131_02.mp4
 WORK=$(mktemp -d)
 RESULTS=$WORK/results.txt
 SERVER_PID=""
+remove_containers() {
+    for name in wildpose-check wildpose-check-proxy wildpose-check-web; do
+        $ENGINE rm -f "$name" >/dev/null 2>&1 || true
+    done
+}
 cleanup() {
-    $ENGINE rm -f wildpose-check wildpose-check-proxy wildpose-check-web >/dev/null 2>&1 || true
+    remove_containers
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
     [ -n "${OUT:-}" ] && cp "$RESULTS" "$OUT/container_check.txt" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+remove_containers  # left by an interrupted check
 say() { echo "$*" | tee -a "$RESULTS"; }
 fail() { say "FAILED: $*"; exit 1; }
 
@@ -172,7 +178,8 @@ asyncio.run(main(int(sys.argv[1])))
 EOF
 ) || { $ENGINE logs wildpose-check-web 2>&1 | tail -5; fail "the viewer container"; }
 say "web: $viewer"
-$ENGINE rm -f wildpose-check-proxy wildpose-check-web >/dev/null
+$ENGINE rm -f wildpose-check-proxy >/dev/null
+$ENGINE rm -f wildpose-check-web >/dev/null
 
 start=$(date +%s.%N)
 $ENGINE stop -t 10 wildpose-check >/dev/null
