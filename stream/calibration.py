@@ -15,9 +15,11 @@ def calibration_batches(video: str | Path, input_size: int, count: int = 256, ba
     as the bundled demo clip) as float32 batches of `batch`, spread over the whole clip."""
     import av
 
+    from wildpose.stream.sources import to_rgb
+
     try:
-        with av.open(str(video)) as container:
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        with av.open(str(video)) as container:  # upright, as the pipeline sees them; full size
+            frames = [to_rgb(frame, max_side=1 << 16) for frame in container.decode(video=0)]
     except (av.error.FFmpegError, OSError) as exc:
         raise ConfigError(f"cannot read calibration video {video}: {exc}") from None
     if len(frames) < batch:

@@ -93,13 +93,19 @@ def decoded_frames(container: av.container.InputContainer, on_decode_error) -> I
 
 
 def to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
-    """`(H, W, 3)` uint8 RGB, scaled down (aspect kept) if its longer side exceeds `max_side`."""
+    """`(H, W, 3)` uint8 RGB, scaled down (aspect kept) if its longer side exceeds `max_side`, and
+    turned upright as the file says it is shown: a phone's portrait clip is stored landscape with a
+    rotation in its track header, which FFmpeg's players apply and its decoders do not."""
     longest = max(frame.width, frame.height)
     if longest <= max_side:
-        return frame.to_ndarray(format="rgb24")
-    scale = max_side / longest
-    return frame.to_ndarray(width=max(2, round(frame.width * scale)),
-                            height=max(2, round(frame.height * scale)), format="rgb24")
+        image = frame.to_ndarray(format="rgb24")
+    else:
+        scale = max_side / longest
+        image = frame.to_ndarray(width=max(2, round(frame.width * scale)),
+                                 height=max(2, round(frame.height * scale)), format="rgb24")
+    # the display matrix's angle, counter-clockwise; -90 (an upright phone) is a quarter turn clockwise
+    quarter_turns = round(getattr(frame, "rotation", 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, quarter_turns)) if quarter_turns else image
 
 
 def shrink_to(image: np.ndarray, max_bytes: int) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""Decoded frames come out as players show them: a phone's portrait clip is stored landscape with a
+rotation in its MP4 track header, which FFmpeg's decoders leave to the player."""
+
+import struct
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from support import wildpose
+
+from wildpose.stream import sources
+
+# The track header's display matrix (16.16 fixed point; 2.30 for w) an upright phone writes: the
+# picture is shown a quarter turn clockwise, as iPhones and Android phones record portrait video.
+PORTRAIT_MATRIX = (0, 1 << 16, 0, -(1 << 16), 0, 0)
+
+
+def with_display_matrix(clip: Path, out: Path, matrix: tuple[int, ...]) -> Path:
+    """`clip` byte for byte, but for its video track header's display matrix."""
+    data = bytearray(clip.read_bytes())
+    box = data.find(b"tkhd")
+    version = data[box + 4]
+    start = box + 8 + (32 if version == 1 else 20) + 16  # times, track id, duration; reserved, layer, volume
+    height = struct.unpack(">I", data[start + 40:start + 44])[0]
+    data[start:start + 36] = struct.pack(">9i", *matrix, height, 0, 1 << 30)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def first_frame(path: Path) -> av.VideoFrame:
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0))
+
+
+@pytest.fixture(scope="module")
+def portrait_clip(walker_clip, tmp_path_factory) -> Path:
+    return with_display_matrix(walker_clip, tmp_path_factory.mktemp("phone") / "portrait.mp4", PORTRAIT_MATRIX)
+
+
+def test_a_portrait_phone_clip_is_decoded_upright(walker_clip, portrait_clip):
+    stored = first_frame(walker_clip).to_ndarray(format="rgb24")
+    upright = sources.to_rgb(first_frame(portrait_clip), max_side=1920)
+    assert stored.shape == (360, 640, 3) and upright.shape == (640, 360, 3)
+    assert np.array_equal(upright, np.rot90(stored, -1))  # a quarter turn clockwise, as players show it
+    assert upright.flags.c_contiguous
+
+
+def test_a_clip_without_rotation_is_left_as_stored(walker_clip):
+    frame = first_frame(walker_clip)
+    assert np.array_equal(sources.to_rgb(frame, max_side=1920), frame.to_ndarray(format="rgb24"))
+
+
+def test_a_portrait_clip_is_scaled_by_its_longer_side_and_turned(portrait_clip):
+    assert sources.to_rgb(first_frame(portrait_clip), max_side=320).shape == (320, 180, 3)
+
+
+def test_the_pipeline_sees_a_portrait_clip_in_portrait(portrait_clip, tmp_path):
+    result = wildpose("run", "--source", str(portrait_clip), "--every-frame", "--detector", "none",
+                      "--publish", f"ipc://{tmp_path}/portrait.sock")
+    assert result.returncode == 0, result.stderr
+    assert f"{portrait_clip}, 360x640, camera assumed" in result.stderr
+    assert "captured 48, published 48, dropped 0" in result.stderr
