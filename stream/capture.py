@@ -148,8 +148,13 @@ class _Capture:
                 return _Outcome(stopped=True)
             decoded += 1
             self.seq += 1
-            # the frame's own timestamp; a source without one gets the arrival time, never an assumed rate
-            media_time = float(frame.time) if frame.time is not None else time.monotonic() - self.opened
+            if frame.time is not None:  # the frame's own timestamp
+                media_time = float(frame.time)
+            elif self.source.kind == "file" and frame_step:
+                # a raw stream (a Raspberry Pi's .h264) has none: players show it at its declared rate
+                media_time = (decoded - 1) * frame_step
+            else:  # a live source without timestamps: the arrival time, never an assumed rate
+                media_time = time.monotonic() - self.opened
             end_time = media_time + frame_step
             if self.seq <= self.resume_after:
                 continue  # a restarted file capture skips what was handed on before the crash

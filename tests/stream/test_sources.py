@@ -1,5 +1,6 @@
 """Decoded frames come out as players show them: a phone's portrait clip is stored landscape with a
-rotation in its MP4 track header, which FFmpeg's decoders leave to the player."""
+rotation in its MP4 track header, which FFmpeg's decoders leave to the player; a raw stream without
+timestamps plays at its declared rate."""
 
 import struct
 from pathlib import Path
@@ -61,3 +62,33 @@ def test_the_pipeline_sees_a_portrait_clip_in_portrait(portrait_clip, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"{portrait_clip}, 360x640, camera assumed" in result.stderr
     assert "captured 48, published 48, dropped 0" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def raw_h264(walker_clip, tmp_path_factory) -> Path:
+    """The clip as a raw H.264 elementary stream, as a Raspberry Pi camera records it: no timestamps."""
+    path = tmp_path_factory.mktemp("raw") / "walker.h264"
+    with av.open(str(walker_clip)) as source, av.open(str(path), "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for frame in source.decode(video=0):
+            frame.pts = None
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def test_a_raw_stream_without_timestamps_plays_at_its_declared_rate(raw_h264, tmp_path):
+    """Its frames once took their arrival times: a paced run decoded it at once and dropped most frames
+    as stale, and the smoothing filters and the overlay video saw decoding times."""
+    with av.open(str(raw_h264)) as container:
+        rate = container.streams.video[0].average_rate
+        assert rate and all(frame.time is None for frame in container.decode(video=0))
+    overlay = tmp_path / "overlay.mp4"
+    result = wildpose("run", "--source", str(raw_h264), "--every-frame", "--detector", "none",
+                      "--overlay", str(overlay), "--publish", f"ipc://{tmp_path}/raw.sock")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(overlay)) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    assert len(times) == 48
+    assert times == pytest.approx([i / float(rate) for i in range(48)], abs=1e-3)  # the overlay keeps ms
