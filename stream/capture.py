@@ -143,6 +143,10 @@ class _Capture:
         decoded = 0
         end_time = 0.0
         frame_step = float(1 / stream.average_rate) if stream.average_rate else 0.0
+        # A URL to a recording (its length known: an MP4, a finished HLS playlist) plays at its pace as
+        # a file does; a live stream comes at its own, and pacing its first burst would only add latency.
+        paced = not self.source.every_frame and (
+            self.source.kind == "file" or self.source.kind == "http" and container.duration is not None)
         for frame in sources.decoded_frames(container, on_decode_error):
             if self.stop.is_set():
                 return _Outcome(stopped=True)
@@ -158,7 +162,7 @@ class _Capture:
             end_time = media_time + frame_step
             if self.seq <= self.resume_after:
                 continue  # a restarted file capture skips what was handed on before the crash
-            if self.source.kind == "file" and not self.source.every_frame:
+            if paced:
                 pace_origin = self._pace(pace_origin, media_time)
             elif self.source.every_frame and not self._wait_for_free_slot():
                 return _Outcome(stopped=True)
