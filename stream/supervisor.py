@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import secrets
 import signal
 import time
 from dataclasses import dataclass, field
@@ -225,7 +226,9 @@ class Pipeline:
         config = self.config
         ctx = self.ctx = multiprocessing.get_context("spawn")
         streams = tuple(s.stream_id for s in config.sources)
-        prefix = f"wp{os.getpid()}"
+        # pid and a random part: pipelines in containers that share /dev/shm (a Kubernetes pod, docker
+        # --ipc host) are each pid 1 of their own pid namespace
+        prefix = f"wp{os.getpid()}_{secrets.token_hex(4)}"
         self.counters = {s: Counters() for s in streams}
         for stream_counters in self.counters.values():
             for name in ("last_seq", "consumed_seq", "released_seq", "crop_read_seq"):

@@ -1,7 +1,8 @@
 """`wildpose` as a container's first process: `docker run IMAGE run ...` makes it pid 1 of its pid
 namespace. The stages once read a parent pid of 1 as "my parent died" and exited at start, so the
-run ended with "the publish process exited during start-up"; and pid 1 has no default SIGTERM action,
-so `docker stop` must find a handler. Each test runs the command as pid 1 of a new pid namespace."""
+run ended with "the publish process exited during start-up"; pid 1 has no default SIGTERM action,
+so `docker stop` must find a handler; and two such runs may share one /dev/shm. Each test runs the
+command as pid 1 of a new pid namespace."""
 
 import os
 import shutil
@@ -55,6 +56,17 @@ def test_a_run_as_pid_one_publishes_every_frame(pid_namespaces, walker_clip):
     assert out.splitlines()[0] == "1"
     assert run.returncode == 0, err
     assert "captured 48, published 48, dropped 0" in err
+
+
+def test_two_runs_as_pid_one_beside_each_other_share_dev_shm(pid_namespaces, walker_clip):
+    """Two containers of one Kubernetes pod (or two with `docker run --ipc host`) share /dev/shm, each
+    run pid 1 of its own namespace: their rings, once named by pid alone, collided (File exists)."""
+    runs = [as_pid_one("run", "--source", str(walker_clip), "--every-frame", "--detector", "none",
+                       "--publish", f"ipc:///tmp/wildpose-pid-one-{os.getpid()}-{index}.sock") for index in (0, 1)]
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert out.splitlines()[0] == "1"
+        assert run.returncode == 0 and "captured 48, published 48, dropped 0" in err, err
 
 
 def test_docker_stop_ends_a_run_as_pid_one_cleanly(pid_namespaces, walker_clip):
