@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -13,7 +14,7 @@ from wildpose.errors import WildPoseError
 def report_errors(call: Callable[[], int]) -> int:
     """Run a command; a known error (`WildPoseError`) or a full, read-only or forbidden file system
     becomes one `wildpose: error: ...` line and exit status 1 (the traceback only with
-    WILDPOSE_DEBUG=1), Ctrl-C exit status 130."""
+    WILDPOSE_DEBUG=1), Ctrl-C exit status 130, a closed output pipe exit status 141 without a word."""
     try:
         return call()
     except WildPoseError as exc:
@@ -23,6 +24,9 @@ def report_errors(call: Callable[[], int]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `wildpose subscribe | head`: the reader is gone; end quietly, as by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting does not flush into it
+        return 128 + signal.SIGPIPE
     except OSError as exc:
         hint = _FILE_SYSTEM_HINTS.get(exc.errno)
         if hint is None or os.environ.get("WILDPOSE_DEBUG") == "1":

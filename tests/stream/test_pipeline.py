@@ -307,6 +307,22 @@ def test_an_ip_cameras_mjpeg_feed_over_http_streams(pipeline, walker_clip):
         server.shutdown()
 
 
+def test_subscribe_piped_into_head_ends_quietly_when_head_does(pipeline, walker_clip):
+    """`wildpose subscribe | head -3` once ended in a BrokenPipeError traceback."""
+    run = pipeline("--source", f"walker={walker_clip}", "--loop", "--detector", "none")
+    subscribe = subprocess.Popen([sys.executable, "-m", "wildpose.tools.cli", "subscribe", "--endpoint", run.endpoint,
+                                  "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "WILDPOSE_DEBUG": ""})
+    try:
+        lines = [subscribe.stdout.readline() for _ in range(3)]
+        assert all(line.startswith(("pose walker", "meta ", "stats walker")) for line in lines), lines
+        subscribe.stdout.close()  # what `head` does once it has its lines
+        assert subscribe.wait(timeout=30) == 128 + signal.SIGPIPE
+        assert subscribe.stderr.read() == ""
+    finally:
+        subscribe.kill()
+
+
 def test_two_sources_in_one_run_over_ipc_reach_the_subscribe_command(tmp_path, walker_clip):
     endpoint = f"ipc://{tmp_path}/poses.sock"
     run = subprocess.Popen(
