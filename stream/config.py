@@ -401,9 +401,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a run config file; unknown sections and keys are errors that list the known ones."""
     path = Path(path)
     try:
-        values = tomllib.loads(path.read_text())
+        values = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # TOML is UTF-8; Windows editors add a BOM
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:  # a directory, no permission
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     unknown = sorted(set(values) - _TOP_KEYS)

@@ -249,7 +249,7 @@ def load(path: str | Path) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(f"training config not found: {path}; see configs/train_example.toml")
     try:
-        values = tomllib.loads(path.read_text())
+        values = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # TOML is UTF-8; Windows editors add a BOM
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:

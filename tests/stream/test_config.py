@@ -60,6 +60,18 @@ def test_sources_on_the_command_line_replace_those_of_the_file(tmp_path):
     assert [(s.stream_id, s.url) for s in built.sources] == [("cam", "0")]
 
 
+def test_a_config_saved_with_a_byte_order_mark_reads_like_any_other(tmp_path):
+    """Windows editors save UTF-8 with a BOM; TOML parsers call it an invalid statement at line 1."""
+    path = tmp_path / "run.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + '[[source]]\nurl = "caf\u00e9.mp4"\n'.encode())
+    assert config.load_toml(path)["source"] == [{"url": "caf\u00e9.mp4"}]
+
+
+def test_a_folder_given_as_the_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=f"cannot read config file {tmp_path}: Is a directory"):
+        config.load_toml(tmp_path)
+
+
 def test_configs_are_frozen():
     with pytest.raises(AttributeError):
         config.EngineConfig().max_batch = 3

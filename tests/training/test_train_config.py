@@ -48,6 +48,13 @@ def test_relative_paths_are_resolved_against_the_config_file(tmp_path):
     assert config.data.train[0].annotations == str(tmp_path / "data" / "annotations.json")
 
 
+def test_a_config_saved_with_a_byte_order_mark_reads_like_any_other(tmp_path):
+    """Windows editors save UTF-8 with a BOM; TOML parsers call it an invalid statement at line 1."""
+    path = tmp_path / "train.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert train_config.load(path).output == str(tmp_path / "out")
+
+
 def test_the_config_round_trips_through_its_plain_dict(tmp_path):
     config = train_config.load(EXAMPLE)
     assert train_config.TrainConfig.from_dict(config.to_dict()) == config
