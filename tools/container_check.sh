@@ -46,6 +46,7 @@ trap cleanup EXIT
 remove_containers  # left by an interrupted check
 say() { echo "$*" | tee -a "$RESULTS"; }
 fail() { say "FAILED: $*"; exit 1; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 say "# container check, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)'), $($ENGINE --version)"
 
@@ -53,7 +54,7 @@ if [ "${LOCAL_BASE:-0}" = 1 ]; then
     say "base: a stand-in for python:3.11-slim-bookworm (debootstrap bookworm, Debian's python3.11 venv at /usr/local)"
     rootfs=$WORK/rootfs
     debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 \
-        || fail "debootstrap (see $WORK/debootstrap.log)"
+        || { tail -5 "$WORK/debootstrap.log"; fail "debootstrap"; }
     base_log=$WORK/base.log
     {
         cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
@@ -85,7 +86,7 @@ for project in root.iterdir():
     links = "".join(f'<a href="{html.escape(w.name)}">{html.escape(w.name)}</a>\n' for w in project.glob("*.whl"))
     (project / "index.html").write_text(f"<html><body>\n{links}</body></html>\n")
 EOF
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     python3 -m http.server "$port" --bind 127.0.0.1 --directory "$index" >/dev/null 2>&1 &
     SERVER_PID=$!
     sleep 1
@@ -120,7 +121,7 @@ if [ -n "${DETECTOR:-}" ]; then
     MOUNT=(-v "$(realpath "$DETECTOR"):/models/yolox.onnx:ro")
     DETECT=(--detector /models/yolox.onnx)
 fi
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 # shellcheck disable=SC2086
 $ENGINE run -d --name wildpose-check $RUN_FLAGS --shm-size 1g -p "127.0.0.1:$port:5555" "${MOUNT[@]}" "$IMAGE" \
     run --source "cam0=$CLIP" --loop "${DETECT[@]}" --publish tcp://0.0.0.0:5555 >/dev/null
@@ -139,7 +140,6 @@ say "run + subscribe: $received, received on this host through -p 127.0.0.1:$por
 
 # The proxy and the browser viewer in containers of their own, as compose.yaml runs them (the host's network
 # here, where compose has its own: the viewer serves on 127.0.0.1 only).
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 proxy_port=$(free_port) web_port=$(free_port)
 # shellcheck disable=SC2086
 $ENGINE run -d --name wildpose-check-proxy $RUN_FLAGS --network host "$IMAGE" \
