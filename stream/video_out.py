@@ -35,6 +35,15 @@ class VideoWriteError(WildPoseError):
     """An overlay video cannot be created or written."""
 
 
+def _container_options(path: Path) -> dict[str, str]:
+    """MP4 and MOV are written fragmented, a fragment a second: a plain MP4's index is written only
+    when it is closed, so a run that is killed, or whose disk fills up, would leave a file no player
+    can open. Matroska plays up to where it was cut as it is."""
+    if path.suffix.lower() in (".mp4", ".mov"):
+        return {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000"}
+    return {}
+
+
 def stream_path(path: str | Path, stream: str, several: bool) -> Path:
     """`out.mp4` as is when there is one stream, `out.<stream>.mp4` when there are several."""
     path = Path(path)
@@ -54,7 +63,7 @@ class OverlayVideo:
         self.preset = preset
         try:
             self.path.open("wb").close()  # PyAV opens the file only at the first frame: fail now instead
-            self._container = av.open(str(self.path), "w")
+            self._container = av.open(str(self.path), "w", options=_container_options(self.path))
         except (av.error.FFmpegError, OSError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise VideoWriteError(f"cannot write the overlay video {self.path}: {reason}; check that the "

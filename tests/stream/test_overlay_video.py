@@ -7,7 +7,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from support import assert_one_error_line, wildpose
+from support import assert_one_error_line, receive_poses, wildpose
 
 from wildpose.stream import overlay
 from wildpose.stream.client import FrameMessage, PoseMessage, PoseSubscriber, StatsMessage
@@ -141,3 +141,21 @@ def test_the_overlay_video_and_the_viewer_draw_each_skeleton_where_its_published
 ])
 def test_bad_viewer_options_of_run_get_one_error_line(walker_clip, args, fragments):
     assert_one_error_line(wildpose("run", "--source", str(walker_clip), *args), *fragments)
+
+
+def test_the_overlay_of_a_run_that_is_killed_plays_up_to_its_last_second(pipeline, walker_clip, tmp_path):
+    """A plain MP4 is indexed only when it is closed: a run killed with SIGKILL (or out of memory, or
+    out of disk) once left an overlay no player could open. It is written in one-second fragments."""
+    overlay_path = tmp_path / "killed.mp4"
+    run = pipeline("--source", f"walker={walker_clip}", "--loop", "--detector", "none", "--overlay", str(overlay_path))
+    with PoseSubscriber(run.endpoint, topics=("pose",)) as subscriber:
+        assert len(receive_poses(subscriber, 72)) == 72, run.log  # three seconds of the 24 frames/s clip
+    run.kill()  # SIGKILL of the supervisor: every stage, the overlay's writer too, dies with it
+    times = []
+    with av.open(str(overlay_path)) as container:
+        for packet in container.demux(video=0):
+            try:
+                times += [frame.time for frame in packet.decode()]
+            except av.error.InvalidDataError:  # the fragment being written when the run was killed
+                break
+    assert len(times) >= 24 and times == sorted(times), times
