@@ -8,6 +8,7 @@ sees a config it cannot run.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -47,6 +48,15 @@ def check_endpoints(section: str, endpoints: Any) -> None:
     """Refuse an empty list or anything but tcp://HOST:PORT or ipc://PATH."""
     if not endpoints or not all(isinstance(e, str) and re.match(r"^(tcp|ipc)://.+", e) for e in endpoints):
         raise ConfigError(f"{section}: endpoints must be tcp://HOST:PORT or ipc://PATH, got {list(endpoints or [])}")
+
+
+def bind_failure(endpoint: str, code: int | None, reason: str) -> str:
+    """The one line for a publisher that cannot bind `endpoint` (ZeroMQ's errno and message)."""
+    reason = reason.split(" (addr=")[0].rstrip(".")  # pyzmq appends the address, which the line names
+    hint = ("another program is using it; choose another with --publish" if code == errno.EADDRINUSE else
+            "give an address of this machine (tcp://0.0.0.0:PORT for all of them) or an ipc:// path in a folder "
+            "that exists, with --publish")
+    return f"cannot publish on {endpoint}: {reason}; {hint}"
 
 
 def redact_url(url: str) -> str:

@@ -31,7 +31,7 @@ import zmq
 from wildpose.errors import ConfigError, WildPoseError
 from wildpose.stream import auth, overlay, process, schema, video_out
 from wildpose.stream.client import Person
-from wildpose.stream.config import PublishConfig, SourceConfig
+from wildpose.stream.config import PublishConfig, SourceConfig, bind_failure
 from wildpose.stream.frames import EndOfStream, FrameTicket
 from wildpose.stream.shm import RingSpec, SlotRing
 from wildpose.stream.stats import DROP_REASONS, Counters, LatencyWindow, LinkDepths
@@ -96,8 +96,8 @@ def main(args: PublishArgs, handover, counters_arrays, depths_array, stop_event,
                      if args.config.curve_clients else "need the server's public key")
         socket.bind(args.config.endpoint)
     except (zmq.ZMQError, WildPoseError) as exc:
-        reason = (f"cannot publish on {args.config.endpoint}: {exc.strerror}; is another program using it? "
-                  "choose another with --publish") if isinstance(exc, zmq.ZMQError) else str(exc)
+        reason = (bind_failure(args.config.endpoint, exc.errno, exc.strerror) if isinstance(exc, zmq.ZMQError)
+                  else str(exc))
         control_queue.put(("fatal", "publish", reason))
         if authenticator is not None:
             authenticator.stop()

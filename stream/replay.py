@@ -18,7 +18,7 @@ import zmq
 
 from wildpose.errors import ConfigError, PipelineError
 from wildpose.stream import auth, schema
-from wildpose.stream.config import check_endpoints, check_positive
+from wildpose.stream.config import bind_failure, check_endpoints, check_positive
 from wildpose.stream.recording import RecordingError, RecordingReader
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,7 @@ class _Replayer:
             self.socket.bind(config.endpoint)
         except zmq.ZMQError as exc:
             self.close()
-            raise PipelineError(f"cannot publish on {config.endpoint}: {exc.strerror}; is another program using "
-                                "it? choose another with --publish") from None
+            raise PipelineError(bind_failure(config.endpoint, exc.errno, exc.strerror)) from None
 
     def serve_subscriptions(self, timeout_ms: int) -> None:
         """Count new subscriptions and greet each that covers `meta` with the meta."""

@@ -86,7 +86,20 @@ def test_a_port_already_in_use(walker_clip):
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli("--source", str(walker_clip), "--publish", f"tcp://127.0.0.1:{port}")
-    assert_one_error_line(result, f"cannot publish on tcp://127.0.0.1:{port}", "--publish")
+    assert_one_error_line(result, f"cannot publish on tcp://127.0.0.1:{port}", "another program is using it",
+                          "--publish")
+
+
+@pytest.mark.parametrize("endpoint, reason", [
+    ("tcp://192.0.2.1:5555", "Cannot assign requested address"),  # TEST-NET-1: no machine's own address
+    ("ipc:///nonexistent-folder/poses.sock", "No such file or directory"),
+])
+def test_an_address_this_machine_cannot_publish_on_says_what_to_give(walker_clip, endpoint, reason):
+    """Not "is another program using it?", which sent users looking for a program that was not there."""
+    result = run_cli("--source", str(walker_clip), "--publish", endpoint)
+    line = assert_one_error_line(result, f"cannot publish on {endpoint}: {reason}", "an address of this machine",
+                                 "an ipc:// path in a folder that exists")
+    assert "another program" not in line and "(addr=" not in line
 
 
 @pytest.mark.parametrize("args, fragments", [
