@@ -71,6 +71,7 @@ if [ "${LOCAL_BASE:-0}" = 1 ]; then
 fi
 
 BUILD_ARGS=()
+[ "${LOCAL_BASE:-0}" = 1 ] && BUILD_ARGS+=(--pull=never)  # the stand-in, not Docker Hub's
 if [ -n "${TORCH_WHEEL:-}" ]; then
     index=$WORK/index
     python3 -m pip download -q --only-binary :all: --python-version 3.11 --platform manylinux_2_28_x86_64 \
@@ -90,13 +91,13 @@ EOF
     python3 -m http.server "$port" --bind 127.0.0.1 --directory "$index" >/dev/null 2>&1 &
     SERVER_PID=$!
     sleep 1
-    BUILD_ARGS=(--network host --build-arg "TORCH_INDEX=http://127.0.0.1:$port/")
+    BUILD_ARGS+=(--network host --build-arg "TORCH_INDEX=http://127.0.0.1:$port/")
     say "torch: $(basename "$TORCH_WHEEL") and its dependencies from a local index"
 fi
 
 start=$(date +%s)
 # shellcheck disable=SC2086
-$ENGINE build ${LOCAL_BASE:+--pull=never} $RUN_FLAGS "${BUILD_ARGS[@]}" -f deploy/Dockerfile -t "$IMAGE" . \
+$ENGINE build $RUN_FLAGS "${BUILD_ARGS[@]}" -f deploy/Dockerfile -t "$IMAGE" . \
     >"$WORK/build.log" 2>&1 || { tail -20 "$WORK/build.log"; fail "build"; }
 say "build: ok in $(( $(date +%s) - start )) s, image $($ENGINE image inspect "$IMAGE" --format '{{.Size}}' \
     | awk '{printf "%.2f GB", $1 / 1e9}')"
