@@ -269,6 +269,7 @@ class PoseSubscriber:
         self._last_seq: dict[str, int] = {}
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, receive_hwm)
         self._socket.setsockopt(zmq.MAXMSGSIZE, schema.MAX_MESSAGE_BYTES)

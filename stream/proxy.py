@@ -40,6 +40,8 @@ def run_proxy(upstreams: list[str], bind: str, send_hwm: int = 1000, *,
     context = zmq.Context()
     frontend = context.socket(zmq.XSUB)
     backend = context.socket(zmq.XPUB)
+    for socket in (frontend, backend):
+        socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
     backend.setsockopt(zmq.XPUB_VERBOSE, 1)
     backend.setsockopt(zmq.SNDHWM, send_hwm)
     authenticator = None

@@ -85,6 +85,7 @@ def main(args: PublishArgs, handover, counters_arrays, depths_array, stop_event,
     process.init_child(log_level, weights_label)
     context = zmq.Context()
     socket = context.socket(zmq.XPUB)
+    socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
     socket.setsockopt(zmq.SNDHWM, args.config.send_hwm)
     socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, also repeated ones, so each gets meta
     socket.setsockopt(zmq.LINGER, _LINGER_MS)

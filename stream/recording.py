@@ -202,6 +202,7 @@ def record(config: RecordConfig, should_stop: Callable[[], bool]) -> RecordSumma
     summary = RecordSummary()
     context = zmq.Context()
     socket = context.socket(zmq.SUB)
+    socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RCVHWM, config.receive_hwm)
     socket.setsockopt(zmq.SUBSCRIBE, b"")  # every topic, also ones added after this recorder was written

@@ -65,6 +65,7 @@ class _Replayer:
         self.subscriptions = 0
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.XPUB)
+        self.socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
         self.socket.setsockopt(zmq.SNDHWM, config.send_hwm)
         self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.socket.setsockopt(zmq.LINGER, _LINGER_MS)

@@ -193,6 +193,7 @@ async def _serve(config: WebConfig) -> None:
     port = runner.addresses[0][1]
     context = zmq.asyncio.Context()
     socket = context.socket(zmq.SUB)
+    socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RCVHWM, config.receive_hwm)
     socket.setsockopt(zmq.MAXMSGSIZE, schema.MAX_MESSAGE_BYTES)

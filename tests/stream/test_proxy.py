@@ -1,8 +1,10 @@
 """`wildpose proxy`: named pipelines behind one endpoint; a subscriber there gets every stream whole."""
 
+import re
 import signal
 import time
 
+import pytest
 from support import RunningCommand, assert_one_error_line, free_port, receive_poses, wildpose
 
 from wildpose.stream import auth
@@ -103,3 +105,40 @@ def test_the_proxy_refuses_a_malformed_endpoint_in_one_line():
 
 def test_a_pipeline_name_that_cannot_prefix_stream_ids_is_refused(walker_clip):
     assert_one_error_line(wildpose("run", "--name", "a.b", "--source", str(walker_clip)), "pipeline name 'a.b'")
+
+
+def ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_a_pipeline_the_proxy_and_a_recorder_over_ipv6(walker_clip, tmp_path):
+    """ZeroMQ sockets speak IPv6 only when asked: `--publish tcp://[::1]:PORT` once failed with "No such
+    device", though ::1 is this machine's own address."""
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 loopback (::1) on this machine")
+    upstream, endpoint = (f"tcp://[::1]:{free_port()}" for _ in range(2))
+    proxy = RunningCommand("proxy", "--upstream", upstream, "--bind", endpoint)
+    recorder = RunningCommand("record", "--endpoint", endpoint, "--output", str(tmp_path / "v6.mcap"),
+                              "--idle-timeout", "2")
+    run = None
+    try:
+        proxy.wait_for_log(r"proxy: 1 pipeline")
+        with PoseSubscriber(endpoint, topics=["pose"]) as subscriber:
+            run = RunningCommand("run", "--source", f"cam={walker_clip}", "--every-frame", "--detector", "none",
+                                 "--publish", upstream, "--wait-subscribers", "1")
+            poses = receive_poses(subscriber, FRAMES)
+        assert [p.seq for p in poses] == list(range(FRAMES)), run.log
+        assert run.wait(timeout=60) == 0, run.log
+        assert recorder.wait(timeout=60) == 0, recorder.log
+        assert re.search(r"recorded \d+ messages", recorder.log), recorder.log
+    finally:
+        for command in (run, recorder, proxy):
+            if command is not None:
+                command.kill()
