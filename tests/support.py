@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -47,6 +50,29 @@ def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) 
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
+
+
+@functools.cache
+def small_disks_allowed() -> bool:
+    """Whether this machine lets a test mount a tmpfs in a mount namespace of its own (root, or a user
+    namespace): how the tests give a command a full disk or a small /dev/shm without touching the machine's."""
+    if shutil.which("unshare") is None:
+        return False
+    with tempfile.TemporaryDirectory() as folder:
+        return subprocess.run(small_disk_command(folder, "size=1m", ["true"]), capture_output=True).returncode == 0
+
+
+def skip_without_small_disks() -> None:
+    if not small_disks_allowed():
+        pytest.skip("needs `unshare -m` and tmpfs mounts (root, or a user namespace) to give a command a small disk")
+
+
+def small_disk_command(folder: str | Path, options: str, command: list, then: str = "true") -> list[str]:
+    """The argv of `command` with `folder` a tmpfs mounted with `options` (`size=96k`, `size=1m,ro`) in a
+    mount namespace of its own, then the shell line `then` (the tmpfs goes with the namespace: copy out
+    there what a test reads afterwards); it exits with the command's status."""
+    script = f'mount -t tmpfs -o {options} tmpfs {folder} || exit 99; "$@"; status=$?; {then}; exit $status'
+    return ["unshare", "-m", "sh", "-c", script, "sh", *map(str, command)]
 
 
 class RunningCommand:

@@ -13,7 +13,7 @@ import msgpack
 import numpy as np
 import pytest
 from mcap.reader import make_reader
-from support import RawSubscriber, free_port
+from support import RawSubscriber, free_port, skip_without_small_disks, small_disk_command
 
 from wildpose.stream import recording
 
@@ -128,26 +128,16 @@ def test_recording_rotates_files_by_size_and_the_parts_replay_as_one(recorded_se
     assert [(t, p) for t, p, _ in received] == expected
 
 
-def on_a_small_disk(kilobytes: int, folder: Path, command: list[str], keep: Path) -> subprocess.Popen:
-    """`command` with `folder` a tmpfs of `kilobytes`, in a mount namespace of its own; afterwards the
-    tmpfs's `full.mcap` is copied to `keep` (the tmpfs goes with the namespace)."""
-    script = (f"mount -t tmpfs -o size={kilobytes}k tmpfs {folder} || exit 99; \"$@\"; status=$?; "
-              f"cp {folder}/full.mcap {keep}; exit $status")
-    return subprocess.Popen(["unshare", "-m", "sh", "-c", script, "sh", *command], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
 def test_a_full_disk_stops_the_recording_in_one_line_and_what_was_written_replays(recorded_session, tmp_path):
     """It was a traceback from the MCAP writer (found with a 200 kB tmpfs)."""
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {tmp_path}"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("needs `unshare -m` and tmpfs mounts (root, or a user namespace) to fill a small disk")
+    skip_without_small_disks()
     disk, kept = tmp_path / "disk", tmp_path / "kept.mcap"
     disk.mkdir()
     source = f"tcp://127.0.0.1:{free_port()}"
-    recorder = on_a_small_disk(96, disk, [sys.executable, "-m", "wildpose.tools.cli", "record", "--endpoint", source,
-                                          "--output", str(disk / "full.mcap"), "--idle-timeout", "2"], kept)
+    record = [sys.executable, "-m", "wildpose.tools.cli", "record", "--endpoint", source,
+              "--output", disk / "full.mcap", "--idle-timeout", "2"]
+    recorder = subprocess.Popen(small_disk_command(disk, "size=96k", record, then=f"cp {disk}/full.mcap {kept}"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     copies = math.ceil(4 * 96 * 1024 / recorded_session.path.stat().st_size)
     replay = subprocess.run(replay_command(*[str(recorded_session.path)] * copies, "--publish", source,
                                            "--wait-subscribers", "1", "--as-fast-as-possible"),

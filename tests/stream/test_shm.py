@@ -1,13 +1,12 @@
 """Shared-memory rings: what is written comes back; a lapped slot is detected, never torn; a ring
 that does not fit in /dev/shm is refused up front, not discovered by a SIGBUS."""
 
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from support import assert_one_error_line
+from support import assert_one_error_line, skip_without_small_disks, small_disk_command
 
 from wildpose.stream.shm import SlotRing
 
@@ -89,15 +88,13 @@ def test_closing_the_owner_unlinks_the_segment():
 def in_small_shm(megabytes: int, *command: str) -> subprocess.CompletedProcess:
     """`command` with /dev/shm a tmpfs of `megabytes` (as in a container; Docker's default is 64 MB),
     in a mount namespace of its own, so the machine's /dev/shm is untouched."""
-    script = f"mount -t tmpfs -o size={megabytes}m tmpfs /dev/shm && exec \"$@\""
-    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *command], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(small_disk_command("/dev/shm", f"size={megabytes}m", list(command)), capture_output=True,
+                          text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def mount_namespaces():
-    if shutil.which("unshare") is None or in_small_shm(1, "true").returncode != 0:
-        pytest.skip("needs `unshare -m` and tmpfs mounts (root, or a user namespace) to give a run a small /dev/shm")
+    skip_without_small_disks()
 
 
 def test_a_ring_that_does_not_fit_is_refused_at_creation_and_leaves_nothing_behind(mount_namespaces):

@@ -7,20 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from support import assert_one_error_line
+from support import assert_one_error_line, skip_without_small_disks, small_disk_command
 
 CHECKPOINT = Path(__file__).resolve().parents[2] / "weights" / "realtime-synthpose.pt"
 
 
 def on_a_small_disk(disk: Path, options: str, *wildpose_args: str) -> subprocess.CompletedProcess:
-    script = f"mount -t tmpfs -o {options} tmpfs {disk} || exit 99; exec \"$@\""
-    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "wildpose.tools.cli",
-                             *wildpose_args], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "WILDPOSE_DEBUG": ""})
-    if result.returncode == 99:
-        pytest.skip("needs `unshare -m` and tmpfs mounts (root, or a user namespace) to give a command a small disk")
-    return result
+    skip_without_small_disks()
+    command = [sys.executable, "-m", "wildpose.tools.cli", *wildpose_args]
+    return subprocess.run(small_disk_command(disk, options, command), capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "WILDPOSE_DEBUG": ""})
 
 
 def test_an_export_that_does_not_fit_names_the_file(tmp_path):
