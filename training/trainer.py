@@ -261,7 +261,13 @@ class _Run:
         # a run under nohup or a batch scheduler still shows how far it is and how fast it goes.
         log_steps = bar.disable and self.context.is_main
         step, since, since_step = position.step, time.monotonic(), position.step
+        # Time waiting for the loader against time in the update: the first says add workers (or render
+        # faster), the second a faster device or precision.
+        data_s = update_s = 0.0
+        ready = time.monotonic()
         for batch in loader:
+            fetched = time.monotonic()
+            data_s += fetched - ready
             images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=self.memory_format)
             tensors = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
             terms = train_step(self.net, optimizer, self.autocast, images, tensors, stage, config.model.input_size)
@@ -273,26 +279,31 @@ class _Run:
             for name in LOSS_NAMES:
                 sums[name] += float(terms[name].detach())
             count += 1
+            update_s += time.monotonic() - fetched
             bar.update(1)
             if position.global_step % config.logging.every_steps == 0 or step == steps:
                 means = distributed.mean_across_ranks(self.context, {k: v / count for k, v in sums.items()})
+                seconds = {"data_s": data_s / count, "update_s": update_s / count}
                 self.run_log.train(stage.name, position.epoch, step, position.global_step,
-                                   optimizer.param_groups[0]["lr"], means)
-                bar.set_postfix(loss=f"{means['loss']:.4g}")
+                                   optimizer.param_groups[0]["lr"], means, seconds)
+                waiting = 100.0 * data_s / max(data_s + update_s, 1e-9)
+                bar.set_postfix(loss=f"{means['loss']:.4g}", data=f"{waiting:.0f}%")
                 if log_steps:
                     now = time.monotonic()
-                    log.info("%s epoch %d/%d step %d/%d: loss %.4g (%s), %.2f s/step", stage.name,
-                             position.epoch + 1, stage.epochs, step, steps, means["loss"],
+                    log.info("%s epoch %d/%d step %d/%d: loss %.4g (%s), %.2f s/step, %.0f %% of it waiting for "
+                             "data", stage.name, position.epoch + 1, stage.epochs, step, steps, means["loss"],
                              ", ".join(f"{k} {means[k]:.4g}" for k in LOSS_NAMES if k != "loss"),
-                             (now - since) / max(step - since_step, 1))
+                             (now - since) / max(step - since_step, 1), waiting)
                     since, since_step = now, step
                 sums, count = dict.fromkeys(LOSS_NAMES, 0.0), 0
+                data_s = update_s = 0.0
             if stop_at_step is not None and position.global_step >= stop_at_step:
                 bar.close()
                 return position, True
             every = config.checkpoint.every_steps
             if every and position.global_step % every == 0 and step < steps:
                 self.save(self.output / "last.pt", position, optimizer, stage_index, self._label(position))
+            ready = time.monotonic()
         bar.close()
         return position, False
 

@@ -1,10 +1,12 @@
 """Training for real on generated data: the losses fall, checkpoints resume bit for bit, and two
 data-parallel processes end with identical weights."""
 
+import csv
 import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -103,7 +105,34 @@ def test_without_a_progress_bar_each_logging_interval_is_a_log_line(synthetic_da
     lines = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
     assert [line.split(":")[0] for line in lines] == [
         f"heatmaps_2d epoch {epoch}/2 step {step}/6" for epoch in (1, 2) for step in (2, 4, 6)]
-    assert all("loss " in line and "heatmap " in line and line.endswith(" s/step") for line in lines)
+    assert all("loss " in line and "heatmap " in line and re.search(r", [0-9.]+ s/step, \d+ % of it waiting for data$",
+                                                                    line) for line in lines)
+
+
+def test_each_logged_row_says_where_the_time_went(full_run):
+    """Waiting for the loader against the update: which side a faster run needs."""
+    _, rows = full_run
+    for row in train_rows(rows):
+        assert float(row["data_s"]) > 0.0 and float(row["update_s"]) > 0.0
+
+
+def test_a_run_resumed_into_an_older_metrics_file_keeps_its_header(synthetic_data, tmp_path):
+    """metrics.csv from before the timing columns: the resumed run appends rows that line up with it."""
+    config = make_config(synthetic_data, tmp_path / "old", stages=[STAGES[0]])
+    stopped = trainer.train(config, stop_at_step=4)
+    metrics = tmp_path / "old" / "metrics.csv"
+    old_columns = run_log.COLUMNS[:13]
+    with metrics.open(newline="") as handle:
+        rows = [{c: r[c] for c in old_columns} for r in csv.DictReader(handle)]
+    with metrics.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, old_columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    trainer.train(config, resume=stopped.last_checkpoint)
+    with metrics.open(newline="") as handle:
+        lines = list(csv.reader(handle))
+    assert lines[0] == list(old_columns) and all(len(line) == len(old_columns) for line in lines)
+    assert [int(r["global_step"]) for r in train_rows(run_log.read(metrics))] == [2, 4, 6, 8, 10, 12]
 
 
 @pytest.mark.parametrize("stop_at_step", [9, 12])  # mid-epoch of stage 1, and the end of stage 1
@@ -116,9 +145,11 @@ def test_a_stopped_run_resumes_bit_for_bit(full_run, synthetic_data, tmp_path, s
     assert resumed.finished and resumed.weight_digests == full.weight_digests
     assert torch.equal(*(checkpoint.load(r.last_checkpoint)[0].state_dict()["depth.linear.weight"]
                          for r in (full, resumed)))
-    later = [r for r in train_rows(run_log.read(tmp_path / "resumed" / "metrics.csv"))
-             if int(r["global_step"]) > stop_at_step + 2]  # windows wholly after the stop
-    assert later == [r for r in train_rows(full_rows) if int(r["global_step"]) > stop_at_step + 2]
+    def losses(rows):  # windows wholly after the stop, without the timings
+        return [{k: v for k, v in r.items() if k not in ("data_s", "update_s")}
+                for r in train_rows(rows) if int(r["global_step"]) > stop_at_step + 2]
+
+    assert losses(run_log.read(tmp_path / "resumed" / "metrics.csv")) == losses(full_rows)
 
 
 def test_a_bf16_run_computes_in_bfloat16_keeps_fp32_weights_and_resumes_bit_for_bit(synthetic_data, tmp_path):
