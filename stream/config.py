@@ -353,8 +353,14 @@ class RunConfig:
     # live sources that cannot be opened at start are waited for even when none opens (a service that
     # starts before its cameras); by default a run needs one source up to start
     wait_for_sources: bool = False
+    # "[HOST:]PORT": serve Prometheus metrics and health probes over HTTP (stream/health.py); None: off
+    metrics: str | None = None
 
     def __post_init__(self) -> None:
+        if self.metrics is not None:
+            from wildpose.stream import health
+
+            health.parse_address(self.metrics)
         if self.name is not None and not _PIPELINE_NAME.match(str(self.name)):
             raise ConfigError(f"pipeline name {self.name!r} must be 1-32 letters, digits, '_' or '-' "
                               "(it prefixes every stream id: NAME.ID)")
@@ -381,7 +387,7 @@ class RunConfig:
 _SECTIONS = {"engine": EngineConfig, "tracking": TrackingConfig, "smoothing": SmoothingConfig,
              "publish": PublishConfig}
 _SOURCE_KEYS = {f.name for f in dataclasses.fields(SourceConfig)} | {"id"}
-_TOP_KEYS = {"source", "skeleton_sum_mm", "duration_s", "name", "wait_for_sources", *_SECTIONS}
+_TOP_KEYS = {"source", "skeleton_sum_mm", "duration_s", "name", "wait_for_sources", "metrics", *_SECTIONS}
 
 
 def parse_source(spec: str, index: int, **options: Any) -> SourceConfig:
@@ -460,7 +466,7 @@ def build(file_values: dict[str, Any], overrides: dict[str, dict[str, Any]],
                 for i, s in enumerate(file_values.get("source", [])))
         sections = {name: cls(**{**file_values.get(name, {}), **overrides.get(name, {})})
                     for name, cls in _SECTIONS.items()}
-        top = {k: file_values[k] for k in ("skeleton_sum_mm", "duration_s", "name", "wait_for_sources")
+        top = {k: file_values[k] for k in ("skeleton_sum_mm", "duration_s", "name", "wait_for_sources", "metrics")
                if k in file_values}
         top.update(overrides.get("run", {}))
         name = top.get("name")

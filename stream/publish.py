@@ -34,7 +34,7 @@ from wildpose.stream.client import Person
 from wildpose.stream.config import PublishConfig, SourceConfig, bind_failure
 from wildpose.stream.frames import EndOfStream, FrameTicket
 from wildpose.stream.shm import RingSpec, SlotRing
-from wildpose.stream.stats import DROP_REASONS, Counters, LatencyWindow, LinkDepths
+from wildpose.stream.stats import DROP_REASONS, Counters, LatencyHistogram, LatencyWindow, LinkDepths
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class PublishArgs:
     frame_rings: dict[str, RingSpec] = field(default_factory=dict)  # only when thumbnails or overlay are on
     every_frame: frozenset[str] = frozenset()  # streams whose overlay must have every frame
     sources: dict[str, SourceConfig] = field(default_factory=dict)  # whose cameras meta describes, by size
+    latency_arrays: dict = field(default_factory=dict)  # stream -> LatencyHistogram array (--metrics)
 
 
 class _StreamStats:
@@ -155,6 +156,7 @@ class _Publisher:
         self.camera_sizes = {stream: tuple(described["intrinsics"]["size"]) if described.get("intrinsics") else None
                              for stream, described in self.meta["streams"].items()}
         self.stats = {s: _StreamStats(Counters(counters_arrays[s])) for s in args.streams}
+        self.histograms = {s: LatencyHistogram(array) for s, array in args.latency_arrays.items()}
         self.counters = {s: stream_stats.counters for s, stream_stats in self.stats.items()}
         self.depths = LinkDepths(depths_array)
         self.inbox: _Inbox | None = None
@@ -213,6 +215,9 @@ class _Publisher:
         payload = schema.pack(schema.pose(ticket.stream, ticket.seq, ticket.t_capture, now, ticket.size, people))
         if self._send(schema.pose_topic(ticket.stream), payload, ticket.stream):
             self.counters[ticket.stream].add("published")
+            histogram = self.histograms.get(ticket.stream)  # right after the count: the two stay within one
+            if histogram is not None:
+                histogram.add(ticket.times["publish"] - ticket.times["capture"])
         if self.vmc is not None and ticket.stream == self.vmc_stream:
             self.vmc.send([(p.track_id, p.joints3d, p.root_cam) for p in ticket.people])
         if self.args.config.raw:

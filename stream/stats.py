@@ -127,3 +127,31 @@ class LatencyWindow:
                               "n": len(values)}
         self.samples = {}
         return out
+
+
+class LatencyHistogram:
+    """Capture-to-publish latency of one stream, as cumulative-ready bucket counts for Prometheus
+    (`wildpose run --metrics`): one shared array, written by publish alone, read by the supervisor.
+
+    Slots: a count per bucket of `BOUNDS_S` (latency <= bound, not cumulative), one for the rest, the
+    sum of all latencies in seconds. Doubles count exactly to 2^53 frames.
+    """
+
+    BOUNDS_S = (0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+
+    def __init__(self, array=None) -> None:
+        self.array = array if array is not None else RawArray("d", len(self.BOUNDS_S) + 2)
+
+    def add(self, seconds: float) -> None:
+        index = int(np.searchsorted(self.BOUNDS_S, seconds))  # the first bound >= seconds
+        self.array[index] += 1.0
+        self.array[-1] += seconds
+
+    def cumulative(self) -> tuple[list[tuple[float, int]], float]:
+        """`([(bound, frames with latency <= bound), ..., (inf, all frames)], sum of seconds)`."""
+        counts = list(self.array[:-1])
+        running, buckets = 0, []
+        for bound, count in zip((*self.BOUNDS_S, float("inf")), counts, strict=True):
+            running += int(count)
+            buckets.append((bound, running))
+        return buckets, float(self.array[-1])

@@ -29,13 +29,13 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from wildpose import logs
+from wildpose import __version__, logs
 from wildpose.errors import PipelineError, SourceError
-from wildpose.stream import capture, detect, infer, preprocess, publish, schema, smooth, sources
+from wildpose.stream import capture, detect, health, infer, preprocess, publish, schema, smooth, sources
 from wildpose.stream.config import RunConfig
 from wildpose.stream.process import SharedFlag
 from wildpose.stream.shm import SlotRing, shm_free_bytes, shm_full_message
-from wildpose.stream.stats import DROP_REASONS, Counters, LinkDepths
+from wildpose.stream.stats import DROP_REASONS, Counters, LatencyHistogram, LinkDepths
 from wildpose.training import pose3d
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,7 @@ class Pipeline:
             for name in ("last_seq", "consumed_seq", "released_seq", "crop_read_seq"):
                 stream_counters.set(name, -1)
         self.arrays = {s: c.array for s, c in self.counters.items()}
+        self.histograms = {s: LatencyHistogram() for s in streams} if config.metrics else {}
         self.stop = SharedFlag()
         self.start_gate = SharedFlag()
         self.control = ctx.Queue()
@@ -252,9 +253,11 @@ class Pipeline:
             publish.PublishArgs(config.publish, streams, meta,
                                 self.frame_rings if config.publish.uses_frames else {},
                                 frozenset(s.stream_id for s in config.sources if s.every_frame),
-                                {s.stream_id: s for s in config.sources}),
+                                {s.stream_id: s for s in config.sources},
+                                {s: h.array for s, h in self.histograms.items()}),
             handover_in, self.arrays, self.depths.array, self.stop, self.control, *self.common))
         self.stages: _Stages | None = None
+        self.health = self._serve_metrics(meta) if config.metrics else None
         started = time.monotonic()
         previous_handlers = self._install_signal_handlers()
         try:
@@ -268,14 +271,32 @@ class Pipeline:
             self._start_stages(1)
             stopped_by = self._watch(publisher, started)
         finally:
+            self._observe("stopping")
             self._shutdown([publisher] + (self.stages.all_processes() if self.stages else []))
             self._restore_signal_handlers(previous_handlers)
             self.handover.close()
+            if self.health is not None:
+                self.health.close()
         seconds = time.monotonic() - started
         summary = RunSummary({s: c.snapshot() for s, c in self.counters.items()}, seconds, stopped_by,
                              self.failures)
         self._log_final(summary)
         return summary
+
+    def _serve_metrics(self, meta: dict) -> health.MetricsServer:
+        """The HTTP endpoint of `--metrics`, bound before any process starts (a taken port is one line)."""
+        config = self.config
+        streams = [health.StreamInfo(s.stream_id, s.display, s.is_live, s.read_timeout_s) for s in config.sources]
+        labels = {"version": __version__, "model": meta["model"]["file"], "backend": meta["model"]["backend"],
+                  "pipeline": config.name or ""}
+        self.health_state = health.Health(streams, self.counters, self.histograms, labels)
+        return health.MetricsServer(config.metrics, self.health_state)
+
+    def _observe(self, phase: str) -> None:
+        """Tell the metrics endpoint where the run is (with --metrics)."""
+        if self.health is not None:
+            finished = {s for s, c in self.stages.captures.items() if c.finished} if self.stages else set()
+            self.health_state.observe(phase, self.failures, finished)
 
     # -- processes -------------------------------------------------------------------------------
 
@@ -449,6 +470,7 @@ class Pipeline:
             now = time.monotonic()
             for state in stages.captures.values():
                 self._check_capture(state, now)
+            self._observe("running")
             time.sleep(_WATCH_S)
 
     def _check_capture(self, state: _Capture, now: float) -> None:
@@ -480,6 +502,7 @@ class Pipeline:
                                 "log above")
         log.warning("%s died (%s); restarting the stages between the sources and publish in %.1f s",
                     dead.name, reason, delay)
+        self._observe("restarting")
         for process in old.all_processes():
             if process.is_alive():
                 process.kill()

@@ -14,10 +14,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 # where tests leave files for people to look at (screenshots, overlay frames): kept after the run
 ARTIFACTS = Path(os.environ.get("WILDPOSE_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
@@ -193,3 +196,37 @@ class RawSubscriber:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """GET http://127.0.0.1:PORT/PATH: (status, body), error statuses included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def wait_until_ready(port: int, run: RunningCommand, timeout: float = 60.0) -> None:
+    """Until the `--metrics` endpoint of `run` says /readyz 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if http_get(port, "/readyz")[0] == 200:
+                return
+        except OSError:  # not bound yet
+            pass
+        assert run.process.poll() is None, run.log
+        time.sleep(0.05)
+    pytest.fail(f"/readyz never answered 200 within {timeout} s; log:\n{run.log}")
+
+
+def scrape_metrics(port: int) -> dict[str, dict[tuple, float]]:
+    """metric sample name -> {label values (sorted by label name): value}."""
+    status, text = http_get(port, "/metrics")
+    assert status == 200
+    samples: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(v for _, v in sorted(sample.labels.items()))] = sample.value
+    return samples

@@ -8,6 +8,7 @@
 #   run + subscribe  docker run -d --shm-size 1g -p 127.0.0.1:PORT:5555 wildpose:cpu run --source cam0=<bundled clip>
 #                    --loop --publish tcp://0.0.0.0:5555, and `wildpose subscribe` on this host counts poses
 #                    (with DETECTOR=path/to/yolox_nano.onnx mounted read-only and passed as --detector)
+#   metrics          the same run's --metrics 0.0.0.0:9100 through -p: /livez, /readyz and /metrics
 #   proxy, web       `wildpose proxy` and `wildpose web` in containers of their own, as compose.yaml runs them,
 #                    a subscriber through the proxy, and the viewer's page and WebSocket
 #   docker stop      SIGTERM to the container's pid 1: a clean stop with final stats, exit status 0
@@ -122,10 +123,11 @@ if [ -n "${DETECTOR:-}" ]; then
     MOUNT=(-v "$(realpath "$DETECTOR"):/models/yolox.onnx:ro")
     DETECT=(--detector /models/yolox.onnx)
 fi
-port=$(free_port)
+port=$(free_port) metrics_port=$(free_port)
 # shellcheck disable=SC2086
-$ENGINE run -d --name wildpose-check $RUN_FLAGS --shm-size 1g -p "127.0.0.1:$port:5555" "${MOUNT[@]}" "$IMAGE" \
-    run --source "cam0=$CLIP" --loop "${DETECT[@]}" --publish tcp://0.0.0.0:5555 >/dev/null
+$ENGINE run -d --name wildpose-check $RUN_FLAGS --shm-size 1g -p "127.0.0.1:$port:5555" \
+    -p "127.0.0.1:$metrics_port:9100" "${MOUNT[@]}" "$IMAGE" \
+    run --source "cam0=$CLIP" --loop "${DETECT[@]}" --publish tcp://0.0.0.0:5555 --metrics 0.0.0.0:9100 >/dev/null
 timeout 120 "$SUBSCRIBER" subscribe --endpoint "tcp://127.0.0.1:$port" --json --count 150 >"$WORK/poses.jsonl" \
     || { $ENGINE logs wildpose-check 2>&1 | tail -5; fail "no poses on the published port"; }
 received=$(python3 - "$WORK/poses.jsonl" <<'EOF'
@@ -138,6 +140,18 @@ EOF
 )
 say "run + subscribe: $received, received on this host through -p 127.0.0.1:$port:5555;" \
     "$($ENGINE logs wildpose-check 2>&1 | grep -o 'person detector: [a-z]*' | head -1)"
+# --metrics 0.0.0.0:9100 (deploy/k8s probes it): /livez, /readyz and the Prometheus text through -p
+scraped=$(python3 - "$metrics_port" <<'EOF'
+import sys, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+codes = [urllib.request.urlopen(base + path, timeout=5).status for path in ("/livez", "/readyz")]
+text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+published = next(float(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith('wildpose_frames_published_total{stream="cam0"}'))
+print(f"/livez {codes[0]}, /readyz {codes[1]}, /metrics: {published:.0f} frames published")
+EOF
+) || fail "the metrics endpoint did not answer on -p 127.0.0.1:$metrics_port:9100"
+say "metrics: $scraped"
 
 # The proxy and the browser viewer in containers of their own, as compose.yaml runs them (the host's network
 # here, where compose has its own: the viewer serves on 127.0.0.1 only).

@@ -27,6 +27,7 @@ RUN_EXAMPLES = """examples:
   wildpose run --source cam=0 --publish-frames           # thumbnails for `wildpose web` / `wildpose view`
   wildpose run --source cam=0 --publish tcp://0.0.0.0:5555 --curve-secret keys/server.key_secret \
       --curve-clients keys/clients                       # encrypted, only listed subscribers
+  wildpose run --source cam=0 --metrics 0.0.0.0:9100     # Prometheus /metrics, /livez, /readyz, /status
 """
 
 SUBSCRIBE_EXAMPLES = """examples:
@@ -76,7 +77,7 @@ _OVERRIDES = {
     "joints3d_cam": ("publish", "camera_joints"),
     "vmc": ("publish", "vmc"), "vmc_person": ("publish", "vmc_person"), "vmc_stream": ("publish", "vmc_stream"),
     "duration": ("run", "duration_s"), "skeleton_sum_mm": ("run", "skeleton_sum_mm"), "name": ("run", "name"),
-    "wait_for_sources": ("run", "wait_for_sources"),
+    "wait_for_sources": ("run", "wait_for_sources"), "metrics": ("run", "metrics"),
 }
 _SOURCE_FLAGS = {"loop": "loop", "every_frame": "every_frame", "rtsp_transport": "rtsp_transport",
                  "focal": "focal_px", "fov": "fov_deg", "calibration": "calibration",
@@ -190,6 +191,9 @@ def add_parsers(verbs) -> None:
                        help="also publish each pose before smoothing, on pose.raw/<stream>")
     add_curve_publisher_flags(group)
     group.add_argument("--duration", type=float, help="stop after this many seconds")
+    group.add_argument("--metrics", metavar="[HOST:]PORT",
+                       help="serve Prometheus /metrics and /livez, /readyz, /status over HTTP (e.g. 9100, "
+                            "loopback; 0.0.0.0:9100 for all interfaces)")
     group.add_argument("--name", help="this pipeline's name in a fleet: stream ids become NAME.ID, unique "
                                       "behind `wildpose proxy`")
     group.add_argument("--skeleton-sum-mm", type=float, help="metric prior: the 14 bones sum to this (default 4296.99)")

@@ -3,13 +3,14 @@ logs the loss, reconnects with backoff and resumes, and never crashes."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from support import receive_poses
+from support import free_port, http_get, receive_poses, scrape_metrics, wait_until_ready
 
 from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber
 
@@ -152,3 +153,43 @@ def test_with_wait_for_sources_a_run_starts_before_its_only_camera(rtsp_availabl
     finally:
         if server is not None:
             server.kill()
+
+
+@pytest.mark.faults
+def test_the_metrics_endpoint_tells_a_camera_that_is_down_from_one_that_streams(
+        rtsp_available, pipeline, walker_clip, shared_data, unused_port, tmp_path):
+    """/status and the frame-age metric follow a camera down at start, up, and dropped again; the
+    pipeline stays ready throughout (its other stream flows)."""
+    clip = shared_data / "video" / "one-by-one-person-detection.mp4"
+    config = tmp_path / "two.toml"
+    config.write_text(f'[[source]]\nid = "walk"\nurl = "{walker_clip}"\nloop = true\n\n'
+                      f'[[source]]\nid = "door"\nurl = "rtsp://127.0.0.1:{unused_port}/clip"\nreconnect_max_s = 1.0\n'
+                      'read_timeout_s = 2.0\n')
+    port = free_port()
+    run = pipeline("--config", str(config), "--detector", "none", "--metrics", str(port))
+    wait_until_ready(port, run)
+
+    def states(until, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            streams = json.loads(http_get(port, "/status")[1])["streams"]
+            if until(streams):
+                return streams
+            assert http_get(port, "/readyz")[0] == 200, run.log
+            time.sleep(0.1)
+        pytest.fail(f"/status never got there: {streams}; log:\n{run.log}")
+
+    down = states(lambda s: s["door"]["state"].startswith("no frame yet after"))
+    assert down["door"]["state"].endswith("(reconnecting)") and down["walk"]["state"] == "receiving"
+    ages = scrape_metrics(port)["wildpose_source_last_frame_age_seconds"]
+    assert ages[("door",)] > 2.0 and ages[("walk",)] < 2.0
+    server = RtspServer(unused_port, clip)
+    try:
+        states(lambda s: s["door"]["state"] == "receiving" and s["door"]["published"] > 0)
+        assert scrape_metrics(port)["wildpose_frames_captured_total"][("door",)] > 0
+        server.kill()
+        dropped = states(lambda s: s["door"]["state"].startswith("no frame for"))
+        assert dropped["walk"]["state"] == "receiving", dropped
+    finally:
+        server.kill()
+    assert run.stop(signal.SIGINT) == 0
