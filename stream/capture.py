@@ -31,6 +31,7 @@ EXIT_SOURCE_FAILED = 3
 _BACKOFF_START_S = 0.5
 _RING_FULL_POLL_S = 0.002
 _PACE_RESYNC_S = 1.0  # a file this far behind its timestamps restarts its pacing clock
+_SEGMENTED_FORMATS = ("hls", "dash")  # FFmpeg's demuxers of streams that arrive a segment at a time
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,13 @@ class _Capture:
         end_time = 0.0
         frame_step = float(1 / stream.average_rate) if stream.average_rate else 0.0
         # A URL to a recording (its length known: an MP4, a finished HLS playlist) plays at its pace as
-        # a file does; a live stream comes at its own, and pacing its first burst would only add latency.
+        # a file does, and so does a live HLS or DASH stream: its segments arrive whole, a second or more
+        # of frames at once, and taken as they came all but the last of each burst were dropped as stale
+        # (players too play them by their timestamps, a few segments behind the live edge). Other live
+        # streams (RTSP, MJPEG) come at their own pace: pacing their first burst would only add latency.
         paced = not self.source.every_frame and (
-            self.source.kind == "file" or self.source.kind == "http" and container.duration is not None)
+            self.source.kind == "file" or self.source.kind == "http" and (
+                container.duration is not None or container.format.name in _SEGMENTED_FORMATS))
         for frame in sources.decoded_frames(container, on_decode_error):
             if self.stop.is_set():
                 return _Outcome(stopped=True)

@@ -262,6 +262,69 @@ def test_an_http_source_streams_and_is_reopened_when_it_ends(pipeline, tmp_path,
         server.shutdown()
 
 
+class LiveHls:
+    """A live HLS channel: `clip` looped and encoded in real time into one-second MPEG-TS segments,
+    the playlist holding the last four (no end tag: a live stream, as a camera's HLS output or a
+    broadcast), served over HTTP. Players fetch a segment only once it is whole, so frames come in
+    one-second bursts."""
+
+    def __init__(self, clip: Path, folder: Path, fps: int = 24) -> None:
+        self.folder, self.fps, self.stop = folder, fps, threading.Event()
+        with av.open(str(clip)) as source:
+            self.frames = [frame.to_ndarray(format="rgb24") for frame in source.decode(video=0)]
+        self.writer = threading.Thread(target=self._write, daemon=True)
+        self.writer.start()
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        handler.log_message = lambda *args: None
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/live.m3u8"
+        deadline = time.monotonic() + 20
+        while len(list(folder.glob("live*.ts"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _write(self) -> None:
+        options = {"hls_time": "1", "hls_list_size": "4", "hls_flags": "delete_segments"}
+        with av.open(str(self.folder / "live.m3u8"), "w", format="hls", options=options) as out:
+            stream = out.add_stream("libx264", rate=self.fps, options={"g": str(self.fps), "tune": "zerolatency"})
+            stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+            started = time.monotonic()
+            for index in range(100_000):
+                if self.stop.is_set():
+                    break
+                frame = av.VideoFrame.from_ndarray(self.frames[index % len(self.frames)], format="rgb24")
+                frame.pts = index
+                out.mux(stream.encode(frame))
+                time.sleep(max(0.0, started + (index + 1) / self.fps - time.monotonic()))
+            out.mux(stream.encode())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.writer.join(timeout=10)
+        self.server.shutdown()
+
+
+def test_a_live_hls_stream_plays_at_its_pace_not_in_bursts(pipeline, walker_clip, tmp_path):
+    """Each segment arrives whole: decoded as it came, 23 frames of every 24 were dropped as stale.
+    Played by its timestamps (as players do, a few segments behind the live edge) nearly all go out."""
+    channel = LiveHls(walker_clip, tmp_path)
+    try:
+        run = pipeline("--source", f"live={channel.url}", "--detector", "none", "--wait-subscribers", "1")
+        with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
+            poses = receive_poses(subscriber, 120, timeout=60)  # five seconds of the channel
+        assert len(poses) == 120, run.log
+        assert run.stop(signal.SIGINT) == 0
+    finally:
+        channel.close()
+    captured, published, dropped = map(int, re.search(
+        r"final stats live: captured (\d+), published (\d+), dropped (\d+)", run.log).groups())
+    print(f"live HLS: captured {captured}, published {published}, dropped {dropped}")
+    assert dropped < 0.3 * captured, run.log
+    # the poses come at the channel's rate: no gap near a segment's length
+    gaps = np.diff([p.t_publish for p in poses[24:]])
+    assert np.percentile(gaps, 99) < 0.5, gaps
+
+
 class _MjpegCamera(http.server.BaseHTTPRequestHandler):
     """An IP camera's MJPEG feed: JPEG frames in a multipart/x-mixed-replace response, at 24 frames/s."""
 
