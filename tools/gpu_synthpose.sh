@@ -9,7 +9,10 @@
 # The GPU machines lack tqdm and ../shared: bring the tqdm wheel in $WHEELS and the CMU BVH files in $MOCAP
 # (tools/gpu_carry.sh puts them in .carry/wheels-train and .carry/cmu_mocap).
 #   VARIANT=faces WHEELS=.carry/wheels-train MOCAP=.carry/cmu_mocap bash tools/gpu_synthpose.sh
-# DEVICE, STEPS_PER_EPOCH and EVAL_SIZE override the GPU sizes (a CPU smoke run: DEVICE=cpu STEPS_PER_EPOCH=2).
+# DEVICE, STEPS_PER_EPOCH and EVAL_SIZE override the GPU sizes (a CPU smoke run: DEVICE=cpu STEPS_PER_EPOCH=2);
+# PRECISION=bf16 trains under bfloat16 autocast (default fp32, as the bundled weights). Each logged interval
+# of train-V.log ends with the share of a step spent waiting for the loader: high, and rendering is the
+# limit (more cores); low, and the update is (try bf16).
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$PWD/gpu-synthpose}"; mkdir -p "$OUT"
@@ -41,8 +44,9 @@ RUN="/tmp/synthpose-finetune-$VARIANT"
 rm -rf "$RUN"
 S=$(date +%s); step() { echo "[$(( $(date +%s) - S )) s] $VARIANT: $*" | tee -a "$OUT/steps.txt"; }
 timeout -k 10 "${TRAIN_S:-420}" python3 -m wildpose.tools.cli train --config "$CONFIG" --output "$RUN" \
-  --device "${DEVICE:-cuda}" --workers "$WORKERS" > "$OUT/train-$VARIANT.log" 2>&1
+  --device "${DEVICE:-cuda}" --workers "$WORKERS" --precision "${PRECISION:-fp32}" > "$OUT/train-$VARIANT.log" 2>&1
 step "train exit $?"; tail -3 "$OUT/train-$VARIANT.log" | cut -c1-300
+grep -o "[0-9.]* s/step, [0-9]* % of it waiting for data" "$OUT/train-$VARIANT.log" | tail -3
 cp "$RUN/metrics.csv" "$OUT/metrics-$VARIANT.csv" 2>/dev/null
 [ -f "$RUN/last.pt" ] || { step "no checkpoint"; exit 1; }
 # A lent machine returns files of at most 16 MiB and last.pt (weights + trainer state) is 18 MB: it comes
