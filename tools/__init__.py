@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from wildpose import logs
 from wildpose.errors import WildPoseError
 
 
@@ -20,7 +21,7 @@ def report_errors(call: Callable[[], int]) -> int:
     except WildPoseError as exc:
         if os.environ.get("WILDPOSE_DEBUG") == "1":
             raise
-        print(f"wildpose: error: {exc}", file=sys.stderr)
+        logs.error_line(f"wildpose: error: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
@@ -32,7 +33,7 @@ def report_errors(call: Callable[[], int]) -> int:
         if hint is None or os.environ.get("WILDPOSE_DEBUG") == "1":
             raise
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"wildpose: error: {exc.strerror}{where}; {hint}", file=sys.stderr)
+        logs.error_line(f"wildpose: error: {exc.strerror}{where}; {hint}")
         return 1
 
 

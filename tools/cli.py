@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"wildpose {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-format", choices=logs.FORMATS,
+                        help=f"text (default) or json: one JSON object a line, for log collectors (also "
+                             f"{logs.FORMAT_VARIABLE}=json)")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
 
     demo = verbs.add_parser("demo", help="the pipeline on the bundled demo clip, with a subscriber")
@@ -375,6 +378,12 @@ def _bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.log_format:
+        os.environ[logs.FORMAT_VARIABLE] = args.log_format  # for every process the command starts too
+    problem = logs.check_format()
+    if problem:
+        print(f"wildpose: error: {problem}", file=sys.stderr)
+        return 2
     logs.setup(verbose=args.verbose)
     if args.verb is None:
         parser.print_help()
