@@ -25,11 +25,13 @@ EVAL_EXAMPLES = """examples:
   wildpose eval runs/example/last.pt --config configs/train_example.toml     # its [[data.val]] sets
   wildpose eval --predictions preds.npz --format mpii --annotations data/mpii/annot/valid.h5
   wildpose eval runs/example/last.pt --format synthpose --domain wild --split test --size 400 --seed 3
+  wildpose eval weights/realtime-synthpose.pt --format coco --annotations person_keypoints_val2017.json \
+      --images val2017                           # COCO keypoints (or CVAT / Label Studio exports of them)
   wildpose eval --tracking                       # identity switches and MOTA on rendered 2-4 person scenes
   wildpose eval --tracking --people 2 --detector ../shared/data/models/yolox_nano.onnx --json ids.json
 """
 
-FORMATS = ("h36m", "mpii", "mpi_inf_3dhp", "folder", "synthpose")
+FORMATS = ("h36m", "mpii", "mpi_inf_3dhp", "coco", "folder", "synthpose")
 
 
 def add_parsers(verbs: argparse._SubParsersAction) -> None:

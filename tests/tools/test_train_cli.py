@@ -146,7 +146,7 @@ def test_eval_scores_saved_predictions_without_images(shared_data, tmp_path):
 @pytest.mark.parametrize("config, fragments", [
     (CONFIG.replace("batch_size = 8", "batch_size = 8\nlearning_rate = 1"),
      ["unknown keys ['learning_rate']", "known keys are", "bad.toml"]),
-    (CONFIG.replace('format = "folder"', 'format = "coco"'), ["dataset format 'coco' is unknown"]),
+    (CONFIG.replace('format = "folder"', 'format = "cocoa"'), ["dataset format 'cocoa' is unknown", "coco"]),
     (CONFIG.replace('annotations = "folder/annotations.json"', 'annotations = "folder/missing.json"'),
      ["annotation file not found", "missing.json"]),
     ("output = [", ["not valid TOML"]),

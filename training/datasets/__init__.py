@@ -19,7 +19,7 @@ from wildpose.training.models.config import REFERENCE_SIGMA
 if TYPE_CHECKING:  # the datasets themselves need PyTorch; configs are read without it
     from wildpose.training.datasets.sample import PoseDataset
 
-FORMATS = ("h36m", "mpii", "mpi_inf_3dhp", "folder", "synthpose")
+FORMATS = ("h36m", "mpii", "mpi_inf_3dhp", "coco", "folder", "synthpose")
 _NEEDS_IMAGES = ("h36m", "mpi_inf_3dhp")
 # SynthPose's default image side: crops of 1.25 x the person come out 128-250 px, about the realtime
 # preset's 192 px input, and a 256 px render costs ~9 ms against ~14 ms at 320 px.
@@ -128,6 +128,10 @@ def build(config: DatasetConfig, input_size: int, augment: AugmentConfig | None 
         from wildpose.training.datasets.mpi_inf_3dhp import MPIInf3DHPDataset
 
         dataset = MPIInf3DHPDataset(config.annotations, config.images, **common)
+    elif config.format == "coco":
+        from wildpose.training.datasets.coco import CocoDataset
+
+        dataset = CocoDataset(config.annotations, config.images, **common)
     elif config.format == "synthpose":
         from wildpose.training.datasets.synthpose import SynthPoseDataset
 
