@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader
 
 from wildpose.errors import DatasetError
 from wildpose.training import heatmaps, joints, metrics, pose3d
-from wildpose.training.datasets.sample import init_loader_worker
 from wildpose.training.models.config import HEATMAP_STRIDE
 
 log = logging.getLogger(__name__)
@@ -38,8 +37,7 @@ def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: torch
 
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        worker_init_fn=init_loader_worker)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     outputs: dict[str, list[np.ndarray]] = {"joints2d": [], "joints2d_crop": [], "depth": [], "confidence": []}
     input_size = model.config.input_size
     for batch in tqdm(loader, desc="eval", disable=None if progress else True, leave=False):

@@ -31,7 +31,6 @@ from torch.utils.data import DataLoader
 
 from wildpose.errors import CheckpointMismatchError, ConfigError
 from wildpose.training import checkpoint, datasets, distributed, evaluate, losses
-from wildpose.training.datasets.sample import init_loader_worker
 from wildpose.training.datasets.sampler import Concat, MixedBatchSampler
 from wildpose.training.models import hourglass
 from wildpose.training.models.config import ModelConfig
@@ -215,7 +214,7 @@ class _Run:
             sampler = MixedBatchSampler(self.train_data.has_3d, config.batch_size, stage.mix_3d, steps,
                                         config.seed, self.context.rank, self.context.world_size)
             loader = DataLoader(self.train_data, batch_sampler=sampler, num_workers=config.workers,
-                                pin_memory=self.context.device.type == "cuda", worker_init_fn=init_loader_worker)
+                                pin_memory=self.context.device.type == "cuda")
             optimizer = make_optimizer(self.model, config.optimizer, stage.lr_at(position.epoch))
             if self.optimizer_state is not None and self.optimizer_stage == stage_index:
                 optimizer.load_state_dict(self.optimizer_state)

@@ -125,12 +125,6 @@ def box_from_joints(joints2d: np.ndarray, visible: np.ndarray) -> tuple[np.ndarr
     return (low + high) / 2.0, float(max(high - low) * BOX_MARGIN) or 1.0
 
 
-def init_loader_worker(worker_id: int) -> None:
-    """A DataLoader worker's start: one OpenCV thread. The workers are the parallelism; each with
-    OpenCV's own pool of a thread per core, 14 workers on 16 cores would run 224 threads."""
-    cv2.setNumThreads(1)
-
-
 def load_image(path: Path) -> np.ndarray:
     """`(H, W, 3)` uint8 RGB, or a `DatasetError` naming the file."""
     if not Path(path).is_file():

@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader
 from wildpose.errors import DatasetError
 from wildpose.training import joints
 from wildpose.training.datasets import DatasetConfig, augment, build, folder
-from wildpose.training.datasets.sample import init_loader_worker
 from wildpose.training.datasets.sampler import Concat, MixedBatchSampler
 
 PERM = joints.flip_permutation()
@@ -132,17 +131,3 @@ def test_joints_that_are_not_annotated_get_an_empty_map_and_zero_weight(tmp_path
     sample = build(DatasetConfig("folder", str(annotations)), 64)[0]
     assert sample["visible"].tolist() == visible.tolist()
     assert sample["heatmaps"][[3, 9]].abs().sum() == 0 and sample["heatmaps"][0].max() == 1.0
-
-
-class _OpenCvThreads(torch.utils.data.Dataset):
-    def __len__(self) -> int:
-        return 2
-
-    def __getitem__(self, index: int) -> int:
-        return cv2.getNumThreads()
-
-
-def test_a_loader_worker_runs_opencv_on_one_thread():
-    """The workers are the parallelism: OpenCV's pool in each would oversubscribe the cores."""
-    loader = DataLoader(_OpenCvThreads(), batch_size=None, num_workers=1, worker_init_fn=init_loader_worker)
-    assert [int(n) for n in loader] == [1, 1]
