@@ -50,12 +50,23 @@ def check_endpoints(section: str, endpoints: Any) -> None:
         raise ConfigError(f"{section}: endpoints must be tcp://HOST:PORT or ipc://PATH, got {list(endpoints or [])}")
 
 
+def port_hint(code: int | None, flag: str) -> str:
+    """What to do when a TCP port cannot be bound (`flag`: the option that chooses it)."""
+    if code == errno.EADDRINUSE:
+        return f"another program is using it; choose another port with {flag}"
+    if code == errno.EACCES:
+        return f"ports below 1024 need root (or CAP_NET_BIND_SERVICE); choose one above 1023 with {flag}"
+    return f"give an address of this machine (0.0.0.0 for all of them) with {flag}"
+
+
 def bind_failure(endpoint: str, code: int | None, reason: str) -> str:
     """The one line for a publisher that cannot bind `endpoint` (ZeroMQ's errno and message)."""
     reason = reason.split(" (addr=")[0].rstrip(".")  # pyzmq appends the address, which the line names
-    hint = ("another program is using it; choose another with --publish" if code == errno.EADDRINUSE else
-            "give an address of this machine (tcp://0.0.0.0:PORT for all of them) or an ipc:// path in a folder "
-            "that exists, with --publish")
+    if code in (errno.EADDRINUSE, errno.EACCES) and endpoint.startswith("tcp://"):
+        hint = port_hint(code, "--publish")
+    else:
+        hint = ("give an address of this machine (tcp://0.0.0.0:PORT for all of them) or an ipc:// path in a "
+                "folder that exists, with --publish")
     return f"cannot publish on {endpoint}: {reason}; {hint}"
 
 

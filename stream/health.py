@@ -17,7 +17,6 @@ Nothing here touches a frame: a slow scraper costs the pipeline nothing.
 
 from __future__ import annotations
 
-import errno
 import http.server
 import ipaddress
 import json
@@ -31,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from wildpose.errors import ConfigError, PipelineError
+from wildpose.stream.config import port_hint
 from wildpose.stream.stats import DROP_REASONS, Counters, LatencyHistogram
 
 log = logging.getLogger(__name__)
@@ -244,10 +244,8 @@ class MetricsServer:
         try:
             self.server = _Server((host, port), _Handler, health)
         except OSError as exc:
-            hint = ("another program is using it; choose another port" if exc.errno == errno.EADDRINUSE else
-                    "give an address of this machine (0.0.0.0:PORT for all of them)")
-            raise PipelineError(f"cannot serve metrics on {address}: {exc.strerror}; {hint} with --metrics") \
-                from None
+            raise PipelineError(f"cannot serve metrics on {address}: {exc.strerror}; "
+                                f"{port_hint(exc.errno, '--metrics')}") from None
         self.thread = threading.Thread(target=self.server.serve_forever, name="metrics", daemon=True)
         self.thread.start()
         log.info("metrics and health on http://%s:%d (/metrics, /livez, /readyz, /status)",

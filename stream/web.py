@@ -27,7 +27,7 @@ from wildpose import __version__
 from wildpose.errors import ConfigError, WildPoseError
 from wildpose.stream import client, schema
 from wildpose.stream.auth import ClientKeys
-from wildpose.stream.config import check_endpoints, check_positive
+from wildpose.stream.config import check_endpoints, check_positive, port_hint
 from wildpose.training import joints
 
 log = logging.getLogger(__name__)
@@ -188,8 +188,8 @@ async def _serve(config: WebConfig) -> None:
         await web.TCPSite(runner, HOST, config.port).start()
     except OSError as exc:
         await runner.cleanup()
-        raise WebError(f"cannot serve on {HOST}:{config.port}: {exc.strerror}; is another program using it? "
-                       "choose another with --port") from None
+        raise WebError(f"cannot serve on {HOST}:{config.port}: {exc.strerror}; {port_hint(exc.errno, '--port')}") \
+            from None
     port = runner.addresses[0][1]
     context = zmq.asyncio.Context()
     socket = context.socket(zmq.SUB)

@@ -1,6 +1,7 @@
 """The run configuration: sources by kind, ids, file and flags merged, everything checked."""
 
 import dataclasses
+import errno
 
 import pytest
 
@@ -97,3 +98,13 @@ def test_configs_are_frozen():
 def test_invalid_values_name_the_field_and_what_is_allowed(make, message):
     with pytest.raises(ConfigError, match=message):
         make()
+
+
+@pytest.mark.parametrize("code, says", [
+    (errno.EADDRINUSE, "another program is using it; choose another port with --metrics"),
+    # a privileged port as an ordinary user (as root these tests cannot make the kernel refuse one)
+    (errno.EACCES, "ports below 1024 need root (or CAP_NET_BIND_SERVICE); choose one above 1023 with --metrics"),
+    (errno.EADDRNOTAVAIL, "give an address of this machine (0.0.0.0 for all of them) with --metrics"),
+])
+def test_a_port_that_cannot_be_bound_says_what_to_do(code, says):
+    assert config.port_hint(code, "--metrics") == says

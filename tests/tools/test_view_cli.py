@@ -62,7 +62,7 @@ def test_replay_on_a_port_in_use(tmp_path, taken_port):
 
 def test_web_on_a_port_in_use(taken_port):
     result = wildpose("web", "--port", str(taken_port), timeout=30)
-    assert_one_error_line(result, f"cannot serve on 127.0.0.1:{taken_port}", "--port")
+    assert_one_error_line(result, f"cannot serve on 127.0.0.1:{taken_port}", "another program is using it", "--port")
 
 
 def test_view_with_nothing_to_view_says_what_to_check(tmp_path):
