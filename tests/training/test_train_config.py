@@ -89,7 +89,7 @@ def test_unknown_keys_are_errors_that_list_the_known_ones(tmp_path, addition, me
 
 @pytest.mark.parametrize("text, message", [
     (MINIMAL.replace('"tiny"', '"huge"'), "unknown model preset 'huge'"),
-    (MINIMAL.replace('format = "folder"', 'format = "coco"'), "dataset format 'coco' is unknown"),
+    (MINIMAL.replace('format = "folder"', 'format = "cocoa"'), "dataset format 'cocoa' is unknown"),
     (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 0\n", r"epochs must be an integer >= 1"),
     (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\nmix_3d = 1.5\n", r"mix_3d is a share"),
     (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\nlr_drop_epochs = [5]\n", r"lr_drop_epochs must list"),
