@@ -77,3 +77,15 @@ def test_a_file_that_is_not_coco_keypoints_is_one_line(tmp_path):
         build(DatasetConfig("coco", str(broken)), 64)
     assert_one_error_line(wildpose("eval", WEIGHTS, "--format", "coco", "--annotations",
                                    str(tmp_path / "missing.json")), "annotation file not found", "missing.json")
+
+
+def test_a_coco_file_trains_the_2d_stage(coco, tmp_path):
+    annotations, images = coco
+    config = tmp_path / "coco.toml"
+    config.write_text(f'output = "{tmp_path / "run"}"\nmodel = "tiny"\nbatch_size = 4\nworkers = 0\n'
+                      '[logging]\nevery_steps = 2\nprogress = false\n'
+                      f'[[data.train]]\nformat = "coco"\nannotations = "{annotations}"\nimages = "{images}"\n'
+                      '[[stages]]\nname = "heatmaps_2d"\nepochs = 1\nsteps_per_epoch = 4\nlr = 1e-3\nmix_3d = 0\n')
+    result = wildpose("train", "--config", str(config), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "1_heatmaps_2d.pt").is_file() and "finished after 4 steps" in result.stdout
