@@ -12,6 +12,8 @@ Served from the supervisor process, on a thread of its own, reading the counters
   streams still flow): that shows in `/status` and in `wildpose_source_last_frame_age_seconds`.
 - `/status`: the same as JSON, each stream's state in words ("receiving", "no frame for 12 s").
 
+`wildpose proxy --metrics` serves the same paths with what passed through the proxy.
+
 Nothing here touches a frame: a slow scraper costs the pipeline nothing.
 """
 
@@ -201,7 +203,7 @@ class Health:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler, health: Health) -> None:
+    def __init__(self, address: tuple[str, int], handler, health) -> None:
         self.address_family = socket.AF_INET6 if _is_ipv6(address[0]) else socket.AF_INET
         self.health = health
         self.registry = CollectorRegistry(auto_describe=False)
@@ -237,9 +239,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class MetricsServer:
-    """`Health` over HTTP on a daemon thread; `close` stops it."""
+    """A report over HTTP on a daemon thread; `close` stops it. `health` is a `Health`, or anything
+    with its `collect`, `alive`, `ready` and `status` (the proxy's counts, `stream/proxy.py`)."""
 
-    def __init__(self, address: str, health: Health) -> None:
+    def __init__(self, address: str, health) -> None:
         host, port = parse_address(address)
         try:
             self.server = _Server((host, port), _Handler, health)

@@ -226,6 +226,9 @@ def add_parsers(verbs) -> None:
     proxy.add_argument("--upstream-secret", metavar="NAME.key_secret",
                        help="... and the proxy's key pair as their client (its NAME.key in their --curve-clients)")
     add_curve_publisher_flags(proxy)
+    proxy.add_argument("--metrics", metavar="[HOST:]PORT",
+                       help="serve Prometheus /metrics (messages per topic and stream) and /livez, /readyz, "
+                            "/status over HTTP")
     proxy.set_defaults(handler=_proxy)
 
     keys = verbs.add_parser("keys", help="make a CURVE key pair for an encrypted, access-controlled stream",
@@ -253,7 +256,7 @@ def _proxy(args: argparse.Namespace) -> int:
                           "--upstream-secret (the proxy's NAME.key_secret)")
     proxy.run_proxy(args.upstream, args.bind,
                     upstream_keys=auth.client_keys(args.upstream_server_key, args.upstream_secret),
-                    curve_secret=args.curve_secret, curve_clients=args.curve_clients)
+                    curve_secret=args.curve_secret, curve_clients=args.curve_clients, metrics=args.metrics)
     return 0
 
 

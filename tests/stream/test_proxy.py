@@ -1,11 +1,13 @@
 """`wildpose proxy`: named pipelines behind one endpoint; a subscriber there gets every stream whole."""
 
+import json
 import re
 import signal
+import socket
 import time
 
 import pytest
-from support import RunningCommand, assert_one_error_line, free_port, receive_poses, wildpose
+from support import RunningCommand, assert_one_error_line, free_port, http_get, receive_poses, scrape_metrics, wildpose
 
 from wildpose.stream import auth
 from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber
@@ -142,3 +144,46 @@ def test_a_pipeline_the_proxy_and_a_recorder_over_ipv6(walker_clip, tmp_path):
         for command in (run, recorder, proxy):
             if command is not None:
                 command.kill()
+
+
+def test_the_proxy_counts_what_it_forwards_per_stream(walker_clip):
+    """`wildpose proxy --metrics`: every frame of a pipeline's file, counted as it went through."""
+    upstream, endpoint, port = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
+    proxy = RunningCommand("proxy", "--upstream", upstream, "--bind", endpoint, "--metrics", str(port))
+    pipeline = None
+    try:
+        proxy.wait_for_log(r"proxy: 1 pipeline")
+        assert http_get(port, "/readyz")[0] == 200 and http_get(port, "/livez")[0] == 200
+        with PoseSubscriber(endpoint, topics=["pose", "meta"]) as subscriber:
+            pipeline = RunningCommand("run", "--name", "lobby", "--source", f"cam={walker_clip}", "--every-frame",
+                                      "--detector", "none", "--publish", upstream, "--wait-subscribers", "1")
+            poses = receive_poses(subscriber, FRAMES)
+            assert pipeline.wait(timeout=60) == 0, pipeline.log
+        assert len(poses) == FRAMES, pipeline.log
+        deadline = time.monotonic() + 5  # the counting thread reads the capture a moment later
+        while time.monotonic() < deadline:
+            metrics = scrape_metrics(port)
+            if metrics["wildpose_proxy_messages_total"].get(("lobby.cam", "pose")) == FRAMES:
+                break
+            time.sleep(0.1)
+        assert metrics["wildpose_proxy_messages_total"][("lobby.cam", "pose")] == FRAMES
+        assert metrics["wildpose_proxy_messages_total"][("", "meta")] >= 1  # meta names no stream in its topic
+        assert metrics["wildpose_proxy_subscription_events_total"][("subscribe",)] >= 2  # pose/ and meta
+        assert metrics["wildpose_proxy_last_message_age_seconds"][("lobby.cam",)] < 30
+        status = json.loads(http_get(port, "/status")[1])
+        assert status["streams"]["lobby.cam"]["messages"]["pose"] == FRAMES and status["upstreams"] == [upstream]
+        assert proxy.stop(signal.SIGTERM) == 0, proxy.log
+    finally:
+        for command in (pipeline, proxy):
+            if command is not None:
+                command.kill()
+
+
+def test_a_proxy_metrics_port_in_use_is_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = wildpose("proxy", "--upstream", f"tcp://127.0.0.1:{free_port()}", "--bind",
+                          f"tcp://127.0.0.1:{free_port()}", "--metrics", str(port), timeout=30)
+    assert_one_error_line(result, f"cannot serve metrics on {port}", "another program is using it")
