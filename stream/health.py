@@ -167,14 +167,17 @@ class Health:
         simple = {"captured": ("wildpose_frames_captured", "frames decoded from the source"),
                   "published": ("wildpose_frames_published", "frames whose poses were published"),
                   "reconnects": ("wildpose_source_reconnects", "live source reconnections"),
-                  "capture_restarts": ("wildpose_capture_restarts", "capture processes restarted"),
-                  "pipeline_restarts": ("wildpose_pipeline_restarts",
-                                        "restarts of the stages between the sources and publish")}
+                  "capture_restarts": ("wildpose_capture_restarts", "capture processes restarted")}
         for counter, (name, documentation) in simple.items():
             family = CounterMetricFamily(name, documentation, labels=["stream"])
             for stream, counters in self.counters.items():
                 family.add_metric([stream], counters.get(counter))
             yield family
+        # one count for the pipeline: every stream's counter has each restart of the shared stages
+        restarts = CounterMetricFamily("wildpose_pipeline_restarts",
+                                       "restarts of the stages between the sources and publish")
+        restarts.add_metric([], max(counters.get("pipeline_restarts") for counters in self.counters.values()))
+        yield restarts
         dropped = CounterMetricFamily("wildpose_frames_dropped", "frames dropped, by reason",
                                       labels=["stream", "reason"])
         for stream, counters in self.counters.items():
