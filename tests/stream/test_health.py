@@ -50,9 +50,10 @@ def test_the_metrics_count_what_the_subscribers_receive(pipeline, walker_clip):
     published = second["wildpose_frames_published_total"][walker]
     assert published >= len(poses) + len(more) and published >= first["wildpose_frames_published_total"][walker]
     assert second["wildpose_frames_captured_total"][walker] >= max(more[-1].seq + 1, published)
-    # the latency histogram has one sample per published frame (within the one being published)
+    # the latency histogram has one sample per published frame (within a frame published while the two
+    # were read, one after the other)
     count = second["wildpose_latency_seconds_count"][walker]
-    assert published - 1 <= count <= published
+    assert published - 1 <= count <= published + 1
     assert second["wildpose_latency_seconds_bucket"][("+Inf", "walker")] == count
     buckets = [v for (le, _), v in second["wildpose_latency_seconds_bucket"].items()]
     assert buckets == sorted(buckets)  # cumulative
