@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import sys
-import time
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s"
 # Libraries whose INFO/WARNING chatter is not actionable for a user (e.g. the ONNX exporter's
@@ -51,17 +50,19 @@ def _utc(seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _requested() -> str:
+    return os.environ.get(FORMAT_VARIABLE, "text").strip().lower()
+
+
 def log_format() -> str:
     """`text` or `json`, from WILDPOSE_LOG_FORMAT (anything else counts as text; the command line
     refuses it first, see `check_format`)."""
-    value = os.environ.get(FORMAT_VARIABLE, "text").strip().lower()
-    return value if value in FORMATS else "text"
+    return _requested() if _requested() in FORMATS else "text"
 
 
 def check_format() -> str | None:
     """The one line for a WILDPOSE_LOG_FORMAT that is neither text nor json, else None."""
-    value = os.environ.get(FORMAT_VARIABLE, "text").strip().lower()
-    if value in FORMATS:
+    if _requested() in FORMATS:
         return None
     return f"{FORMAT_VARIABLE} must be text or json, got {os.environ[FORMAT_VARIABLE]!r}"
 
@@ -69,9 +70,9 @@ def check_format() -> str | None:
 def error_line(message: str) -> None:
     """A command's final one-line error on stderr: as it is in text, a JSON record with json logs."""
     if log_format() == "json":
-        message = json.dumps({"time": _utc(time.time()), "level": "ERROR",
-                              "process": "MainProcess", "logger": "wildpose", "message": message},
-                             ensure_ascii=False)
+        record = logging.LogRecord("wildpose", logging.ERROR, __file__, 0, message, None, None)
+        record.processName = "MainProcess"
+        message = _JsonLines().format(record)
     print(message, file=sys.stderr)
 
 

@@ -143,7 +143,21 @@ def run_proxy(upstreams: list[str], bind: str, send_hwm: int = 1000, *,
         socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
     backend.setsockopt(zmq.XPUB_VERBOSE, 1)
     backend.setsockopt(zmq.SNDHWM, send_hwm)
-    authenticator = None
+    authenticator = capture = counts = server = None
+
+    def close_all() -> None:
+        """Everything opened so far, in an order that lets the context end."""
+        if server is not None:
+            server.close()
+        if counts is not None:
+            counts.close()
+        if authenticator is not None:
+            authenticator.stop()
+        for socket in (capture, frontend, backend):
+            if socket is not None:
+                socket.close(linger=0)
+        context.term()
+
     try:
         if upstream_keys is not None:
             upstream_keys.apply(frontend)
@@ -153,16 +167,11 @@ def run_proxy(upstreams: list[str], bind: str, send_hwm: int = 1000, *,
             frontend.connect(endpoint)
         backend.bind(bind)
     except (zmq.ZMQError, WildPoseError) as exc:
-        if authenticator is not None:
-            authenticator.stop()
-        frontend.close(linger=0)
-        backend.close(linger=0)
-        context.term()
+        close_all()
         if isinstance(exc, WildPoseError):
             raise
         raise PipelineError(f"the proxy cannot use {bind} or an upstream: {exc.strerror}; is another program "
                             "bound to it? choose another with --bind") from None
-    capture = counts = server = None
     try:
         if metrics is not None:
             from wildpose.stream import health
@@ -172,14 +181,7 @@ def run_proxy(upstreams: list[str], bind: str, send_hwm: int = 1000, *,
             counts = ProxyCounts(context, upstreams, bind)
             server = health.MetricsServer(metrics, counts)
     except WildPoseError:
-        for socket in (capture, frontend, backend):
-            if socket is not None:
-                socket.close(linger=0)
-        if counts is not None:
-            counts.close()
-        if authenticator is not None:
-            authenticator.stop()
-        context.term()
+        close_all()
         raise
     previous = signal.signal(signal.SIGTERM, _interrupt)
     log.info("proxy: %d pipeline(s) %s -> subscribers on %s", len(upstreams), ", ".join(upstreams), bind)
@@ -191,17 +193,7 @@ def run_proxy(upstreams: list[str], bind: str, send_hwm: int = 1000, *,
         log.info("proxy: stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if server is not None:
-            server.close()
-        if counts is not None:
-            counts.close()
-        if capture is not None:
-            capture.close(linger=0)
-        if authenticator is not None:
-            authenticator.stop()
-        frontend.close(linger=0)
-        backend.close(linger=0)
-        context.term()
+        close_all()
 
 
 def _interrupt(signum, frame) -> None:
