@@ -34,8 +34,12 @@ def open_source(source: SourceConfig) -> av.container.InputContainer:
         options = {"rtsp_transport": source.rtsp_transport, "fflags": "nobuffer", "flags": "low_delay",
                    "max_delay": "500000", "timeout": str(int(source.read_timeout_s * 1e6))}
     elif kind == "http":
-        # no `fflags nobuffer` here: with it, FFmpeg's MP4 demuxer over HTTP decodes nothing
-        options = {"rw_timeout": str(int(source.read_timeout_s * 1e6))}
+        # no `fflags nobuffer` here: with it, FFmpeg's MP4 demuxer over HTTP decodes nothing. A live
+        # HLS playlist is joined one segment back from its newest, not three as players (and FFmpeg)
+        # do: segments often last 6 s, so that is 12 s less latency. One is the margin that keeps
+        # playback smooth: joined at the newest, the next is often late by a playlist reload and
+        # its frames come in a burst. (Other demuxers ignore the option.)
+        options = {"rw_timeout": str(int(source.read_timeout_s * 1e6)), "live_start_index": "-2"}
     elif kind == "camera":
         target, fmt = source.device, "v4l2"
         if not os.path.exists(target):
