@@ -7,13 +7,20 @@ same batch then goes through `trainer.train_step` (forward pass under the precis
 geometric stage's three losses, backward, RMSprop) again and again: the model side. Each precision
 runs in a fresh process, so its peak resident memory is its own. A run's samples/s is at most the
 smaller of the two sides' shares of the machine: on a CPU the workers and the update share the cores.
+
+`wildpose bench --loader N,...` measures the data side as the trainer runs it: its DataLoader with N
+worker processes rendering the same pools, with OpenCV on one thread a worker (the trainer's setting,
+`training/datasets/loader.py`) and on OpenCV's default, each in a fresh process. A GPU run is fed at
+most this fast.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
+import math
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,4 +153,78 @@ def format_table(rows: list[TrainingBenchRow]) -> str:
                "render ms/sample (1 process)", "peak RSS MB"]
     body = [[r.preset, r.precision, r.device, str(r.threads), str(r.batch), f"{r.step_ms:.0f}",
              f"{r.samples_per_s:.1f}", f"{r.render_ms_per_sample:.1f}", f"{r.peak_rss_mb:.0f}"] for r in rows]
+    return markdown_table(headers, body)
+
+
+@dataclass(frozen=True)
+class LoaderBenchRow:
+    workers: int
+    cpus: int  # the cores this process may use
+    opencv_threads: str  # a worker's: "1" (the trainer's setting) or "default (N)"
+    batch: int
+    samples_per_s: float
+    batches: int  # timed, after each worker's first batches
+
+
+def run_loader_bench(workers: tuple[int, ...], config: TrainingBenchConfig) -> list[LoaderBenchRow]:
+    """Two rows per worker count (OpenCV on one thread a worker, and on its default), each measured in a
+    fresh process; progress on stderr."""
+    from wildpose.training.datasets.loader import TRAINER_OPENCV_THREADS
+    from wildpose.training.datasets.synthpose import check_mocap_dir, default_mocap_dir
+
+    if not workers or min(workers) < 1:
+        raise ConfigError(f"--loader: worker counts must be at least 1, got {list(workers)}")
+    folder = Path(config.mocap) if config.mocap else default_mocap_dir()
+    for domain in ("lab", "wild"):
+        check_mocap_dir(folder, domain, "train")
+    jobs = [(count, threads) for count in workers for threads in (TRAINER_OPENCV_THREADS, None)]
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for count, threads in tqdm(jobs, desc="bench loader", unit="row"):
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            rows.append(pool.submit(measure_loader, count, threads, config, str(folder)).result())
+    return rows
+
+
+def measure_loader(workers: int, opencv_threads: int | None, config: TrainingBenchConfig,
+                   mocap: str) -> LoaderBenchRow:
+    """Runs in a fresh process: the trainer's loader over its two pools, timed after its warm-up."""
+    import cv2
+
+    from wildpose.training import datasets
+    from wildpose.training.datasets import DatasetConfig
+    from wildpose.training.datasets.augment import AugmentConfig
+    from wildpose.training.datasets.loader import data_loader
+    from wildpose.training.datasets.sampler import Concat, MixedBatchSampler
+    from wildpose.training.models import hourglass
+
+    label = str(opencv_threads) if opencv_threads is not None else f"default ({cv2.getNumThreads()})"
+    input_size = hourglass.preset(config.presets[0]).input_size
+    data = Concat([datasets.build(DatasetConfig(format="synthpose", domain=domain, split="train", size=100_000,
+                                                seed=seed, mocap=mocap), input_size, AugmentConfig())
+                   for domain, seed in (("lab", _LAB_SEED), ("wild", _WILD_SEED))])
+    # Each worker's first batches were prepared while the others started: the timing starts after them.
+    warm_up = 2 * workers + 1
+    steps = warm_up + math.ceil(config.seconds * 20_000 / config.batch)  # more than any machine here renders
+    sampler = MixedBatchSampler(data.has_3d, config.batch, 0.5, steps, seed=0)
+    sampler.set_epoch(0, 0)
+    loader = iter(data_loader(data, workers, opencv_threads, batch_sampler=sampler))
+    for _ in range(warm_up):
+        next(loader)
+    timed, started = 0, time.perf_counter()
+    deadline = started + config.seconds
+    while time.perf_counter() < deadline or timed < config.min_steps:
+        if next(loader, None) is None:
+            break
+        timed += 1
+    elapsed = time.perf_counter() - started
+    del loader  # stops the workers
+    return LoaderBenchRow(workers=workers, cpus=len(os.sched_getaffinity(0)), opencv_threads=label,
+                          batch=config.batch, samples_per_s=timed * config.batch / elapsed, batches=timed)
+
+
+def format_loader_table(rows: list[LoaderBenchRow]) -> str:
+    headers = ["workers", "CPUs", "OpenCV threads a worker", "batch", "samples/s", "batches timed"]
+    body = [[str(r.workers), str(r.cpus), r.opencv_threads, str(r.batch), f"{r.samples_per_s:.0f}", str(r.batches)]
+            for r in rows]
     return markdown_table(headers, body)

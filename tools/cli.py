@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   wildpose bench --engine-only --model weights/realtime-synthpose.pt --flip-test   # what the flip test costs
   wildpose bench --faults                        # kill each stage mid-run: pause, frames lost
   wildpose bench --training                      # the trainer's update in fp32 and bf16, SynthPose rendering
+  wildpose bench --loader 2,14                   # the trainer's data loader: samples/s with 2 and 14 workers
 """
 
 
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="N pipelines with the local engine, then against one `wildpose serve` (e.g. 1,2,4)")
     mode.add_argument("--training", action="store_true",
                       help="the trainer's update per precision (fp32, bf16) and SynthPose rendering (--mocap DIR)")
+    mode.add_argument("--loader", type=_csv(int), metavar="N,N,...",
+                      help="the trainer's SynthPose data loader with N worker processes: samples/s, OpenCV on "
+                           "one thread a worker (the trainer's) and on its default (--mocap DIR)")
     mode.add_argument("--faults", action="store_true",
                       help="kill each pipeline stage mid-run (SIGKILL): pause, frames lost, accounting")
     bench.add_argument("--kill", type=_csv(str), default=("capture", "preprocess", "infer", "smooth"),
@@ -141,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="engine-only: comma-separated backends (default onnxruntime,torch)")
     bench.add_argument("--batch", type=_csv(int), help="batch sizes (default 1,4; --gpu: 1,8,64)")
     bench.add_argument("--threads", type=int, help="inference (--training: PyTorch) threads (default: the runtime's)")
-    bench.add_argument("--seconds", type=float, help="timing per row, seconds (default 5; --training 20)")
+    bench.add_argument("--seconds", type=float, help="timing per row, seconds (default 5; --training, --loader 20)")
     bench.add_argument("--model", help="bench this model file instead of the presets / default model")
     bench.add_argument("--flip-test", action="store_true",
                        help="--engine-only: each row also with the flip test (a checkpoint --model), in the same run")
@@ -280,7 +284,7 @@ def _bench(args: argparse.Namespace) -> int:
     from wildpose.tools import bench
 
     if args.seconds is None:
-        args.seconds = 20.0 if args.training else 5.0
+        args.seconds = 20.0 if args.training or args.loader else 5.0
     if args.crowd:
         from wildpose.tools import bench_crowd
 
@@ -324,6 +328,18 @@ def _bench(args: argparse.Namespace) -> int:
             presets=args.presets or ("realtime",), precisions=args.precisions or ("fp32", "bf16"), batch=batch[0],
             device=args.device, threads=args.threads, seconds=args.seconds, mocap=args.mocap))
         print(bench_training.format_table(rows))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
+    if args.loader:
+        from wildpose.tools import bench_training
+
+        batch = args.batch or (32,)
+        if len(batch) != 1:
+            raise ConfigError(f"--batch for --loader is one size, got {list(batch)}")
+        rows = bench_training.run_loader_bench(args.loader, bench_training.TrainingBenchConfig(
+            presets=args.presets or ("realtime",), batch=batch[0], seconds=args.seconds, mocap=args.mocap))
+        print(bench_training.format_loader_table(rows))
         if args.json:
             bench.write_json(rows, args.json)
         return 0

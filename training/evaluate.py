@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from wildpose.errors import DatasetError
 from wildpose.training import heatmaps, joints, metrics, pose3d
+from wildpose.training.datasets.loader import data_loader
 from wildpose.training.models.config import HEATMAP_STRIDE
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def predict(model: torch.nn.Module, dataset, batch_size: int = 32, device: torch
 
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    loader = data_loader(dataset, workers, batch_size=batch_size, shuffle=False)
     outputs: dict[str, list[np.ndarray]] = {"joints2d": [], "joints2d_crop": [], "depth": [], "confidence": []}
     input_size = model.config.input_size
     for batch in tqdm(loader, desc="eval", disable=None if progress else True, leave=False):

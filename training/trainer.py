@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from wildpose.errors import CheckpointMismatchError, ConfigError
 from wildpose.training import checkpoint, datasets, distributed, evaluate, losses
+from wildpose.training.datasets.loader import data_loader
 from wildpose.training.datasets.sampler import Concat, MixedBatchSampler
 from wildpose.training.models import hourglass
 from wildpose.training.models.config import ModelConfig
@@ -213,8 +214,8 @@ class _Run:
             steps = steps_per_epoch(stage, len(self.train_data), config.batch_size, self.context.world_size)
             sampler = MixedBatchSampler(self.train_data.has_3d, config.batch_size, stage.mix_3d, steps,
                                         config.seed, self.context.rank, self.context.world_size)
-            loader = DataLoader(self.train_data, batch_sampler=sampler, num_workers=config.workers,
-                                pin_memory=self.context.device.type == "cuda")
+            loader = data_loader(self.train_data, config.workers, batch_sampler=sampler,
+                                 pin_memory=self.context.device.type == "cuda")
             optimizer = make_optimizer(self.model, config.optimizer, stage.lr_at(position.epoch))
             if self.optimizer_state is not None and self.optimizer_stage == stage_index:
                 optimizer.load_state_dict(self.optimizer_state)

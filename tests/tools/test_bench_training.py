@@ -24,3 +24,20 @@ def test_the_training_bench_refuses_an_engine_precision_and_a_folder_without_the
                           "--precisions for --training: unknown ['fp16']", "fp32", "bf16")
     assert_one_error_line(wildpose("bench", "--training", "--mocap", str(tmp_path)),
                           str(tmp_path), "lacks", "CMU BVH folder")
+
+
+def test_the_loader_bench_times_the_trainers_loader_with_opencv_on_one_thread_and_on_its_default(shared_data,
+                                                                                                  tmp_path):
+    result = wildpose("bench", "--loader", "1", "--batch", "4", "--seconds", "0.5",
+                      "--mocap", str(shared_data / "cmu_mocap"), "--json", str(tmp_path / "l.json"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "| workers | CPUs | OpenCV threads a worker | batch | samples/s | batches timed |" in result.stdout
+    rows = json.loads((tmp_path / "l.json").read_text())
+    assert [(r["workers"], r["opencv_threads"].split()[0], r["batch"]) for r in rows] == [
+        (1, "1", 4), (1, "default", 4)]
+    for row in rows:
+        assert row["batches"] >= 3 and row["samples_per_s"] > 0 and row["cpus"] >= 1
+
+
+def test_the_loader_bench_needs_a_worker():
+    assert_one_error_line(wildpose("bench", "--loader", "0"), "--loader", "at least 1")
