@@ -72,6 +72,10 @@ class StageConfig:
     geometric_weight: float = 0.0  # L_geo weight (paper: 0.01 in stage 3)
     mix_3d: float = 0.5  # share of 3D samples in each batch (reference: 50/50)
     steps_per_epoch: int = 0  # 0: one pass over all training samples per epoch
+    # The lr rises linearly over the stage's first N steps. Each stage starts RMSprop afresh (as the
+    # reference did), and with no gradient statistics yet its first steps are up to 10x lr: from
+    # trained weights (`init`, or the stage before) a few of them at 2.5e-4 undo the training (README).
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         section = f"stages[{self.name!r}]"
@@ -82,6 +86,7 @@ class StageConfig:
         _number(section, "depth_weight", self.depth_weight)
         _number(section, "geometric_weight", self.geometric_weight)
         _integer(section, "steps_per_epoch", self.steps_per_epoch)
+        _integer(section, "warmup_steps", self.warmup_steps)
         if isinstance(self.mix_3d, bool) or not isinstance(self.mix_3d, (int, float)) or not 0 <= self.mix_3d <= 1:
             raise ConfigError(f"{section}.mix_3d is a share: expected a number in [0, 1], got {self.mix_3d!r}")
         if not isinstance(self.lr_drop_epochs, tuple) or not all(
@@ -89,9 +94,13 @@ class StageConfig:
             raise ConfigError(f"{section}.lr_drop_epochs must list epochs between 1 and {self.epochs - 1}, "
                               f"got {self.lr_drop_epochs!r}")
 
-    def lr_at(self, epoch: int) -> float:
-        """The learning rate of 0-based `epoch` of this stage."""
-        return self.lr * 0.1 ** sum(epoch >= drop for drop in self.lr_drop_epochs)
+    def lr_at(self, epoch: int, stage_step: int | None = None) -> float:
+        """The learning rate of 0-based `epoch` of this stage, at 0-based `stage_step` (counted from the
+        stage's start) when given: within the warm-up, a share of it."""
+        lr = self.lr * 0.1 ** sum(epoch >= drop for drop in self.lr_drop_epochs)
+        if stage_step is not None and stage_step < self.warmup_steps:
+            lr *= (stage_step + 1) / self.warmup_steps
+        return lr
 
 
 # paper-facts.md, "Training schedule": 2D only for 60 epochs; + depth (0.1) for ~30-50 epochs with

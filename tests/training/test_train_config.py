@@ -66,6 +66,13 @@ def test_the_learning_rate_drops_tenfold_from_each_listed_epoch():
     assert [stage.lr_at(e) for e in (0, 29, 30, 39)] == pytest.approx([2.5e-4, 2.5e-4, 2.5e-5, 2.5e-5])
 
 
+def test_the_learning_rate_rises_over_the_warmup_steps_of_a_stage():
+    stage = train_config.StageConfig(name="finetune", epochs=2, lr=1e-3, lr_drop_epochs=(1,), warmup_steps=4)
+    assert [stage.lr_at(0, s) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert stage.lr_at(0) == stage.lr_at(0, 4) == 1e-3 and stage.lr_at(1, 6) == pytest.approx(1e-4)
+    assert train_config.StageConfig(name="plain", epochs=1, lr=1e-3).lr_at(0, 0) == 1e-3
+
+
 def test_a_model_table_overrides_a_preset(tmp_path):
     text = MINIMAL.replace('model = "tiny"\n', "") + '[model]\npreset = "tiny"\nstacks = 2\n'
     config = train_config.load(write(tmp_path, text))
@@ -93,6 +100,7 @@ def test_unknown_keys_are_errors_that_list_the_known_ones(tmp_path, addition, me
     (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 0\n", r"epochs must be an integer >= 1"),
     (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\nmix_3d = 1.5\n", r"mix_3d is a share"),
     (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\nlr_drop_epochs = [5]\n", r"lr_drop_epochs must list"),
+    (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\nwarmup_steps = -1\n", r"warmup_steps must be an integer >= 0"),
     (MINIMAL + "[[stages]]\nepochs = 2\n", r"needs \['name'\]"),
     (MINIMAL + "[[stages]]\nname = 'a'\nepochs = 1\n[[stages]]\nname = 'a'\nepochs = 1\n", "names must be unique"),
     (MINIMAL.replace('output = "out"', 'batch_size = 0\noutput = "out"'), "batch_size must be an integer >= 1"),

@@ -178,6 +178,24 @@ def test_a_bf16_run_computes_in_bfloat16_keeps_fp32_weights_and_resumes_bit_for_
     assert all(run[-1] < 0.5 * run[0] for run in losses)
 
 
+WARMED = [{"name": "finetune", "epochs": 2, "steps_per_epoch": 3, "lr": 1e-3, "warmup_steps": 4}]
+
+
+def test_a_warmup_raises_the_learning_rate_step_by_step_across_epochs(synthetic_data, tmp_path):
+    trainer.train(make_config(synthetic_data, tmp_path / "warm", stages=WARMED,
+                              logging={"every_steps": 1, "tensorboard": False, "progress": False}))
+    logged = [float(r["lr"]) for r in train_rows(run_log.read(tmp_path / "warm" / "metrics.csv"))]
+    assert logged == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+
+
+def test_a_run_stopped_within_its_warmup_resumes_bit_for_bit(synthetic_data, tmp_path):
+    full = trainer.train(make_config(synthetic_data, tmp_path / "full", stages=WARMED))
+    config = make_config(synthetic_data, tmp_path / "resumed", stages=WARMED)
+    stopped = trainer.train(config, stop_at_step=2)
+    resumed = trainer.train(config, resume=stopped.last_checkpoint)
+    assert resumed.finished and resumed.weight_digests == full.weight_digests
+
+
 def test_a_stage_checkpoint_resumes_the_next_stage(full_run, tmp_path, synthetic_data):
     full, _ = full_run
     resumed = trainer.train(make_config(synthetic_data, tmp_path / "from_stage"),
