@@ -327,15 +327,16 @@ class LiveHls:
 
 
 def test_a_live_hls_stream_plays_at_its_pace_not_in_bursts(pipeline, walker_clip, tmp_path):
-    """Each segment arrives whole: decoded as it came, 23 frames of every 24 were dropped as stale.
+    """Each segment arrives whole: decoded as it came, all but the last frame of each were dropped as stale.
     Played by its timestamps nearly all go out, one segment behind the live edge: players start three
     segments back (FFmpeg's default too), which kept every pose two segments later than it need be."""
-    channel = LiveHls(walker_clip, tmp_path)
+    # 12 frames/s: a machine loaded by other tests still keeps up, so drops measure bursts, not the CPU
+    channel = LiveHls(walker_clip, tmp_path, fps=12)
     try:
         run = pipeline("--source", f"live={channel.url}", "--detector", "none", "--wait-subscribers", "1")
         with PoseSubscriber(run.endpoint, topics=["pose"]) as subscriber:
-            poses = receive_poses(subscriber, 120, timeout=60)  # five seconds of the channel
-        assert len(poses) == 120, run.log
+            poses = receive_poses(subscriber, 60, timeout=60)  # five seconds of the channel
+        assert len(poses) == 60, run.log
         assert run.stop(signal.SIGINT) == 0
     finally:
         channel.close()
@@ -344,7 +345,7 @@ def test_a_live_hls_stream_plays_at_its_pace_not_in_bursts(pipeline, walker_clip
     print(f"live HLS: captured {captured}, published {published}, dropped {dropped}")
     assert dropped < 0.3 * captured, run.log
     # the poses come at the channel's rate: no gap near a segment's length
-    gaps = np.diff([p.t_publish for p in poses[24:]])
+    gaps = np.diff([p.t_publish for p in poses[12:]])
     print(f"live HLS: a pose every {np.median(gaps) * 1000:.0f} ms (median), longest gap {gaps.max() * 1000:.0f} ms")
     assert np.median(gaps) > 0.02 and np.percentile(gaps, 99) < 0.5, gaps
     # one segment behind the newest listed, the margin that rides out reloading the playlist
