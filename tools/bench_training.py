@@ -82,17 +82,23 @@ class TrainingBenchRow:
 
 def run_training_bench(config: TrainingBenchConfig) -> list[TrainingBenchRow]:
     """One row per (preset, precision), each measured in a fresh process; progress on stderr."""
+    jobs = [(preset, precision) for preset in config.presets for precision in config.precisions]
+    return _each_in_a_fresh_process(measure_training, jobs, config, "bench training")
+
+
+def _each_in_a_fresh_process(measure, jobs: list[tuple], config: TrainingBenchConfig, desc: str) -> list:
+    """`measure(*job, config, mocap)` for each job, each in a fresh process (its memory and threads its
+    own), after checking the mocap folder here; progress on stderr."""
     from wildpose.training.datasets.synthpose import check_mocap_dir, default_mocap_dir
 
     folder = Path(config.mocap) if config.mocap else default_mocap_dir()
     for domain in ("lab", "wild"):
         check_mocap_dir(folder, domain, "train")
-    jobs = [(preset, precision) for preset in config.presets for precision in config.precisions]
     context = multiprocessing.get_context("spawn")
     rows = []
-    for preset, precision in tqdm(jobs, desc="bench training", unit="row"):
+    for job in tqdm(jobs, desc=desc, unit="row"):
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            rows.append(pool.submit(measure_training, preset, precision, config, str(folder)).result())
+            rows.append(pool.submit(measure, *job, config, str(folder)).result())
     return rows
 
 
@@ -170,20 +176,11 @@ def run_loader_bench(workers: tuple[int, ...], config: TrainingBenchConfig) -> l
     """Two rows per worker count (OpenCV on one thread a worker, and on its default), each measured in a
     fresh process; progress on stderr."""
     from wildpose.training.datasets.loader import TRAINER_OPENCV_THREADS
-    from wildpose.training.datasets.synthpose import check_mocap_dir, default_mocap_dir
 
     if not workers or min(workers) < 1:
         raise ConfigError(f"--loader: worker counts must be at least 1, got {list(workers)}")
-    folder = Path(config.mocap) if config.mocap else default_mocap_dir()
-    for domain in ("lab", "wild"):
-        check_mocap_dir(folder, domain, "train")
     jobs = [(count, threads) for count in workers for threads in (TRAINER_OPENCV_THREADS, None)]
-    context = multiprocessing.get_context("spawn")
-    rows = []
-    for count, threads in tqdm(jobs, desc="bench loader", unit="row"):
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            rows.append(pool.submit(measure_loader, count, threads, config, str(folder)).result())
-    return rows
+    return _each_in_a_fresh_process(measure_loader, jobs, config, "bench loader")
 
 
 def measure_loader(workers: int, opencv_threads: int | None, config: TrainingBenchConfig,
