@@ -269,9 +269,10 @@ class _Run:
         for batch in loader:
             fetched = time.monotonic()
             data_s += fetched - ready
-            if position.epoch * steps + step <= stage.warmup_steps:  # one step past it: the full lr again
+            stage_step = position.epoch * steps + step
+            if stage_step <= stage.warmup_steps:  # up to one step past it: the full lr again
                 for group in optimizer.param_groups:
-                    group["lr"] = stage.lr_at(position.epoch, position.epoch * steps + step)
+                    group["lr"] = stage.lr_at(position.epoch, stage_step)
             images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=self.memory_format)
             tensors = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
             terms = train_step(self.net, optimizer, self.autocast, images, tensors, stage, config.model.input_size)
