@@ -27,7 +27,7 @@ import numpy as np
 import zmq
 
 from wildpose.errors import ConfigError, WildPoseError
-from wildpose.stream import schema
+from wildpose.stream import schema, sockets
 from wildpose.training import joints
 
 log = logging.getLogger(__name__)
@@ -268,11 +268,7 @@ class PoseSubscriber:
         self.invalid = 0
         self._last_seq: dict[str, int] = {}
         self._context = context or zmq.Context.instance()
-        self._socket = self._context.socket(zmq.SUB)
-        self._socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.RCVHWM, receive_hwm)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, schema.MAX_MESSAGE_BYTES)
+        self._socket = sockets.subscriber(self._context, receive_hwm)
         if (curve_server_key is None) != (curve_secret is None):
             self._socket.close(linger=0)
             raise ConfigError("CURVE needs both the server's public key and this client's secret key file")

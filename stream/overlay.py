@@ -226,16 +226,28 @@ def compose(frame: np.ndarray, people: Sequence[PersonLike], stream: str, fps: f
     return out
 
 
-def encode_thumbnail(frame: np.ndarray, max_width: int, quality: int = 80) -> tuple[bytes, tuple[int, int]]:
-    """JPEG of an RGB frame scaled down (aspect kept) to at most `max_width` wide; returns (bytes, (w, h))."""
+_THUMBNAIL_QUALITIES = (80, 60, 40, 20)  # tried in turn until the JPEG fits `max_bytes`
+
+
+def encode_thumbnail(frame: np.ndarray, max_width: int,
+                     max_bytes: int | None = None) -> tuple[bytes | None, tuple[int, int]]:
+    """JPEG of an RGB frame scaled down (aspect kept) to at most `max_width` wide; returns (bytes, (w, h)).
+
+    A wide, detailed frame can make a JPEG over the message limit, and a subscriber that is sent a
+    message over its limit is cut off by ZeroMQ; so the quality drops until the JPEG fits `max_bytes`,
+    and the bytes are None when even the lowest quality does not."""
     height, width = frame.shape[:2]
     if width > max_width:
         size = (max_width, max(1, round(height * max_width / width)))
         frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"JPEG encoding failed for a {width}x{height} frame")
-    return data.tobytes(), (frame.shape[1], frame.shape[0])
+    bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    for quality in _THUMBNAIL_QUALITIES:
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise ValueError(f"JPEG encoding failed for a {width}x{height} frame")
+        if max_bytes is None or data.nbytes <= max_bytes:
+            return data.tobytes(), (frame.shape[1], frame.shape[0])
+    return None, (frame.shape[1], frame.shape[0])
 
 
 def decode_thumbnail(jpeg: bytes) -> np.ndarray | None:

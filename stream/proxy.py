@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from wildpose import __version__
 from wildpose.errors import ConfigError, PipelineError, WildPoseError
-from wildpose.stream import auth
+from wildpose.stream import auth, sockets
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,7 @@ def run_proxy(upstreams: list[str], bind: str, send_hwm: int = 1000, *,
 
         health.parse_address(metrics)
     context = zmq.Context()
-    frontend = context.socket(zmq.XSUB)
-    backend = context.socket(zmq.XPUB)
-    for socket in (frontend, backend):
-        socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
-    backend.setsockopt(zmq.XPUB_VERBOSE, 1)
-    backend.setsockopt(zmq.SNDHWM, send_hwm)
+    frontend, backend = sockets.forwarder(context, send_hwm)
     authenticator = capture = counts = server = None
 
     def close_all() -> None:

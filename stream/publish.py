@@ -29,7 +29,7 @@ import numpy as np
 import zmq
 
 from wildpose.errors import ConfigError, WildPoseError
-from wildpose.stream import auth, overlay, process, schema, video_out
+from wildpose.stream import auth, overlay, process, schema, sockets, video_out
 from wildpose.stream.client import Person
 from wildpose.stream.config import PublishConfig, SourceConfig, bind_failure
 from wildpose.stream.frames import EndOfStream, FrameTicket
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 _POLL_S = 0.05
 _FPS_WINDOW_S = 1.0  # the overlay's fps: frames published over the last second (batches come in bursts)
 _LINGER_MS = 1000  # on close, how long queued messages may still go out
+# A thumbnail's JPEG leaves room in the message limit for the rest of its map (tens of bytes).
+_THUMBNAIL_MAX_BYTES = schema.MAX_MESSAGE_BYTES - 64 * 1024
 _STAGE_COUNTERS = {"capture": "captured", "preprocess": "preprocessed", "infer": "inferred",
                    "smooth": "smoothed", "publish": "published"}
 # latency name -> (from stage, to stage) in a ticket's `times`
@@ -85,11 +87,7 @@ def main(args: PublishArgs, handover, counters_arrays, depths_array, stop_event,
     """`handover` brings the pipes from smoothing (see `_Inbox`)."""
     process.init_child(log_level, weights_label)
     context = zmq.Context()
-    socket = context.socket(zmq.XPUB)
-    socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
-    socket.setsockopt(zmq.SNDHWM, args.config.send_hwm)
-    socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, also repeated ones, so each gets meta
-    socket.setsockopt(zmq.LINGER, _LINGER_MS)
+    socket = sockets.publisher(context, args.config.send_hwm, linger_ms=_LINGER_MS)
     authenticator = None
     try:
         if args.config.curve_secret is not None:
@@ -357,11 +355,18 @@ class _FrameViews:
                 counters.add("frames_lapped")
             else:
                 if thumbnail_due:
-                    jpeg, jpeg_size = overlay.encode_thumbnail(frame, self.width)
-                    payload = schema.pack(schema.frame(stream, ticket.seq, ticket.t_capture, ticket.size,
-                                                       jpeg_size, jpeg))
+                    jpeg, jpeg_size = overlay.encode_thumbnail(frame, self.width, _THUMBNAIL_MAX_BYTES)
                     self.next_thumbnail[stream] = now + self.period
-                    counters.add("thumbnails")
+                    if jpeg is not None:
+                        payload = schema.pack(schema.frame(stream, ticket.seq, ticket.t_capture, ticket.size,
+                                                           jpeg_size, jpeg))
+                        counters.add("thumbnails")
+                    else:
+                        if counters.get("thumbnails_too_big") == 0:
+                            log.warning("%s: a %dx%d thumbnail is over the %d MiB message limit even as a "
+                                        "low-quality JPEG; not sent (lower --frames-width)", stream, *jpeg_size,
+                                        schema.MAX_MESSAGE_BYTES >> 20)
+                        counters.add("thumbnails_too_big")
                 if writer is not None:
                     job = video_out.OverlayJob(frame, tuple(_person(p) for p in people), ticket.t_media,
                                                fps, (t_publish - ticket.t_capture) * 1000)

@@ -32,7 +32,7 @@ from mcap.writer import CompressionType, Writer
 
 from wildpose import __version__
 from wildpose.errors import ConfigError, WildPoseError
-from wildpose.stream import schema
+from wildpose.stream import schema, sockets
 from wildpose.stream.auth import ClientKeys
 from wildpose.stream.config import check_endpoints, check_positive
 
@@ -201,10 +201,7 @@ def record(config: RecordConfig, should_stop: Callable[[], bool]) -> RecordSumma
     """Subscribe to everything the endpoints publish and write it to MCAP until a stop condition."""
     summary = RecordSummary()
     context = zmq.Context()
-    socket = context.socket(zmq.SUB)
-    socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.RCVHWM, config.receive_hwm)
+    socket = sockets.subscriber(context, config.receive_hwm, max_message_bytes=None)
     socket.setsockopt(zmq.SUBSCRIBE, b"")  # every topic, also ones added after this recorder was written
     if config.curve is not None:
         config.curve.apply(socket)

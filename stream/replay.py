@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from wildpose.errors import ConfigError, PipelineError
-from wildpose.stream import auth, schema
+from wildpose.stream import auth, schema, sockets
 from wildpose.stream.config import bind_failure, check_endpoints, check_positive
 from wildpose.stream.recording import RecordingError, RecordingReader
 
@@ -64,13 +64,9 @@ class _Replayer:
         self.meta: bytes | None = None
         self.subscriptions = 0
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.XPUB)
-        self.socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
-        self.socket.setsockopt(zmq.SNDHWM, config.send_hwm)
-        self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)
-        self.socket.setsockopt(zmq.LINGER, _LINGER_MS)
-        if not config.paced:
-            self.socket.setsockopt(zmq.XPUB_NODROP, 1)  # as fast as possible, but never past a subscriber
+        # As fast as possible (not paced) must never run past a subscriber.
+        self.socket = sockets.publisher(self.context, config.send_hwm, linger_ms=_LINGER_MS,
+                                        no_drop=not config.paced)
         self.authenticator = None
         if config.curve_secret is not None:
             self.authenticator = auth.secure_publisher(self.context, self.socket, config.curve_secret,

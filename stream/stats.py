@@ -34,6 +34,7 @@ COUNTERS: dict[str, str] = {
     "released_seq": "publish",  # the last frame publish is done with (every-frame overlays hold capture)
     "ended": "publish",  # 1 once the stream's end went out
     "thumbnails": "publish",  # frame/<stream> thumbnails sent
+    "thumbnails_too_big": "publish",  # not sent: over the message limit even at the lowest JPEG quality
     "frames_lapped": "publish",  # frame slot overwritten before publish read it: no thumbnail/overlay frame
     "overlay_written": "publish",  # overlay video frames written (by publish's writer thread)
     "overlay_skipped": "publish",  # realtime: the overlay writer was busy, the frame is not in the video

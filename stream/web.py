@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 
 from wildpose import __version__
 from wildpose.errors import ConfigError, WildPoseError
-from wildpose.stream import client, schema
+from wildpose.stream import client, schema, sockets
 from wildpose.stream.auth import ClientKeys
 from wildpose.stream.config import check_endpoints, check_positive, port_hint
 from wildpose.training import joints
@@ -192,11 +192,7 @@ async def _serve(config: WebConfig) -> None:
             from None
     port = runner.addresses[0][1]
     context = zmq.asyncio.Context()
-    socket = context.socket(zmq.SUB)
-    socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too (IPv4 still works)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.RCVHWM, config.receive_hwm)
-    socket.setsockopt(zmq.MAXMSGSIZE, schema.MAX_MESSAGE_BYTES)
+    socket = sockets.subscriber(context, config.receive_hwm)
     for prefix in _TOPICS:
         socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
     if config.curve is not None:

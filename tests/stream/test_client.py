@@ -101,6 +101,18 @@ def test_gaps_in_frame_numbers_are_counted_and_bad_messages_skipped(publisher):
     assert subscriber.invalid == 2  # the garbage after seq 4 is not read yet
 
 
+def test_a_message_over_the_limit_is_skipped_and_the_stream_goes_on(publisher):
+    """ZeroMQ would cut the publisher off for good at its own message limit; the client checks the
+    schema's limit itself, so one oversized message costs that message only."""
+    socket, endpoint = publisher
+    with PoseSubscriber(endpoint, topics=["pose"]) as subscriber:
+        wait_for_subscriptions(socket, 1)
+        socket.send_multipart([b"pose/cam", b"\x00" * (schema.MAX_MESSAGE_BYTES + 1)])
+        socket.send_multipart([b"pose/cam", schema.pack(a_pose(seq=6))])
+        message = subscriber.recv(timeout=5)
+    assert message.seq == 6 and subscriber.invalid == 1  # the oversized one was skipped
+
+
 def test_strict_mode_raises_on_a_bad_message(publisher):
     socket, endpoint = publisher
     with PoseSubscriber(endpoint, topics=["pose"], strict=True) as subscriber:

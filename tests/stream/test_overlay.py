@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from contextlib import nullcontext as does_not_raise
 
 import av
@@ -96,6 +97,16 @@ def test_thumbnails_are_jpeg_no_wider_than_asked_and_keep_the_aspect():
     assert overlay.encode_thumbnail(frame[:100, :200], 320)[1] == (200, 100)  # never scaled up
 
 
+def test_a_thumbnail_drops_its_quality_to_fit_the_message_limit_or_is_not_made():
+    """A 4K thumbnail of a detailed scene can make a JPEG over the 4 MiB a subscriber accepts."""
+    frame = np.random.default_rng(0).integers(0, 255, (2160, 3840, 3), np.uint8)  # noise: the worst case
+    best, size = overlay.encode_thumbnail(frame, 3840)
+    assert len(best) > schema.MAX_MESSAGE_BYTES and size == (3840, 2160)
+    fitted, size = overlay.encode_thumbnail(frame, 3840, schema.MAX_MESSAGE_BYTES)
+    assert len(fitted) <= schema.MAX_MESSAGE_BYTES and overlay.decode_thumbnail(fitted).shape == (2160, 3840, 3)
+    assert overlay.encode_thumbnail(frame, 3840, 1000) == (None, (3840, 2160))
+
+
 def test_a_frame_message_decodes_with_its_scale_and_is_refused_when_not_jpeg():
     jpeg, size = overlay.encode_thumbnail(np.zeros((360, 640, 3), np.uint8), 320)
     message = decode(b"frame/cam", schema.pack(schema.frame("cam", 7, 100.0, (640, 360), size, jpeg)))
@@ -186,3 +197,31 @@ def test_publish_counts_a_frame_whose_slot_was_overwritten_and_sends_a_thumbnail
     assert isinstance(message, FrameMessage) and message.seq == 3 and message.jpeg_size == (32, 24)
     assert abs(int(overlay.decode_thumbnail(message.jpeg).mean()) - 120) <= 3
     assert counters.get("thumbnails") == 1
+
+
+def test_publish_sends_no_thumbnail_over_the_message_limit_and_counts_it(monkeypatch, caplog):
+    """A subscriber sent a message over its limit would lose the stream; publish keeps it under."""
+    from wildpose.stream import publish
+    from wildpose.stream.frames import FrameTicket
+    from wildpose.stream.shm import SlotRing
+    from wildpose.stream.stats import Counters
+
+    monkeypatch.setattr(publish, "_THUMBNAIL_MAX_BYTES", 1000)  # a noise frame's JPEG never fits
+    ring = SlotRing.create(f"wp_test_big_{os.getpid()}", 2, 64 * 48 * 3)
+    counters = Counters()
+    try:
+        ring.write(0, np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8))
+        ring.write(1, np.zeros((48, 64, 3), np.uint8))  # flat: under 1000 bytes
+        args = publish.PublishArgs(PublishConfig(frames_hz=60.0), ("cam",), {}, {"cam": ring.spec})
+        views = publish._FrameViews(args, {"cam": counters.array})
+        try:
+            too_big = views.after_pose(FrameTicket("cam", 0, 100.0, 1.0, (64, 48)), [], 100.01)
+            time.sleep(0.02)  # the next thumbnail is due 1/60 s later
+            fits = views.after_pose(FrameTicket("cam", 1, 100.1, 1.1, (64, 48)), [], 100.11)
+        finally:
+            views.close()
+    finally:
+        ring.close()
+    assert too_big is None and counters.get("thumbnails_too_big") == 1
+    assert "over the 4 MiB message limit" in caplog.text and "lower --frames-width" in caplog.text
+    assert isinstance(decode(b"frame/cam", fits), FrameMessage) and counters.get("thumbnails") == 1
