@@ -38,6 +38,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def ipv6_loopback() -> bool:
+    """Whether this machine has an IPv6 loopback (::1) to bind to."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def wildpose(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`wildpose ARGS` to the end, output captured, tracebacks off; `env` adds to the environment."""
     return subprocess.run([sys.executable, "-m", "wildpose.tools.cli", *args], capture_output=True, text=True,

@@ -172,26 +172,36 @@ def test_an_overlay_video_in_a_missing_folder_is_refused_with_the_fix(tmp_path):
         video_out.OverlayVideo(tmp_path / "missing" / "v.mp4")
 
 
-def test_publish_counts_a_frame_whose_slot_was_overwritten_and_sends_a_thumbnail_of_a_current_one():
+def frame_views(config: PublishConfig, frames: list[np.ndarray], seqs: list[int], pause_s: float = 0.0):
+    """Publish's frame views over a ring that holds `frames` (frame i as seq i, 64x48), after the pose
+    of each of `seqs` in turn: what each returned (a frame message or None), and the stream's counters."""
     from wildpose.stream import publish
     from wildpose.stream.frames import FrameTicket
     from wildpose.stream.shm import SlotRing
     from wildpose.stream.stats import Counters
 
     ring = SlotRing.create(f"wp_test_views_{os.getpid()}", 2, 64 * 48 * 3)
-    counters = Counters()
+    counters, payloads = Counters(), []
     try:
-        for seq in range(4):  # seq 0 and 1 are lapped by 2 and 3
-            ring.write(seq, np.full((48, 64, 3), 40 * seq, np.uint8))
-        args = publish.PublishArgs(PublishConfig(frames_hz=5.0, frames_width=32), ("cam",), {}, {"cam": ring.spec})
-        views = publish._FrameViews(args, {"cam": counters.array})
+        for seq, frame in enumerate(frames):
+            ring.write(seq, frame)
+        views = publish._FrameViews(publish.PublishArgs(config, ("cam",), {}, {"cam": ring.spec}),
+                                    {"cam": counters.array})
         try:
-            lapped = views.after_pose(FrameTicket("cam", 1, 100.0, 1.0, (64, 48)), [], 100.01)
-            current = views.after_pose(FrameTicket("cam", 3, 100.1, 1.1, (64, 48)), [], 100.11)
+            for seq in seqs:
+                payloads.append(views.after_pose(FrameTicket("cam", seq, 100.0 + seq / 10, 1.0 + seq / 10, (64, 48)),
+                                                 [], 100.01 + seq / 10))
+                time.sleep(pause_s)
         finally:
             views.close()
     finally:
         ring.close()
+    return payloads, counters
+
+
+def test_publish_counts_a_frame_whose_slot_was_overwritten_and_sends_a_thumbnail_of_a_current_one():
+    frames = [np.full((48, 64, 3), 40 * seq, np.uint8) for seq in range(4)]  # seq 0 and 1 are lapped by 2 and 3
+    (lapped, current), counters = frame_views(PublishConfig(frames_hz=5.0, frames_width=32), frames, [1, 3])
     assert lapped is None and counters.get("frames_lapped") == 1
     message = decode(b"frame/cam", current)
     assert isinstance(message, FrameMessage) and message.seq == 3 and message.jpeg_size == (32, 24)
@@ -202,26 +212,11 @@ def test_publish_counts_a_frame_whose_slot_was_overwritten_and_sends_a_thumbnail
 def test_publish_sends_no_thumbnail_over_the_message_limit_and_counts_it(monkeypatch, caplog):
     """A subscriber sent a message over its limit would lose the stream; publish keeps it under."""
     from wildpose.stream import publish
-    from wildpose.stream.frames import FrameTicket
-    from wildpose.stream.shm import SlotRing
-    from wildpose.stream.stats import Counters
 
-    monkeypatch.setattr(publish, "_THUMBNAIL_MAX_BYTES", 1000)  # a noise frame's JPEG never fits
-    ring = SlotRing.create(f"wp_test_big_{os.getpid()}", 2, 64 * 48 * 3)
-    counters = Counters()
-    try:
-        ring.write(0, np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8))
-        ring.write(1, np.zeros((48, 64, 3), np.uint8))  # flat: under 1000 bytes
-        args = publish.PublishArgs(PublishConfig(frames_hz=60.0), ("cam",), {}, {"cam": ring.spec})
-        views = publish._FrameViews(args, {"cam": counters.array})
-        try:
-            too_big = views.after_pose(FrameTicket("cam", 0, 100.0, 1.0, (64, 48)), [], 100.01)
-            time.sleep(0.02)  # the next thumbnail is due 1/60 s later
-            fits = views.after_pose(FrameTicket("cam", 1, 100.1, 1.1, (64, 48)), [], 100.11)
-        finally:
-            views.close()
-    finally:
-        ring.close()
+    monkeypatch.setattr(publish, "_THUMBNAIL_MAX_BYTES", 1000)
+    frames = [np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8),  # noise: never under 1000 bytes
+              np.zeros((48, 64, 3), np.uint8)]  # flat: under 1000 bytes
+    (too_big, fits), counters = frame_views(PublishConfig(frames_hz=60.0), frames, [0, 1], pause_s=0.02)
     assert too_big is None and counters.get("thumbnails_too_big") == 1
     assert "over the 4 MiB message limit" in caplog.text and "lower --frames-width" in caplog.text
     assert isinstance(decode(b"frame/cam", fits), FrameMessage) and counters.get("thumbnails") == 1

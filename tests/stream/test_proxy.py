@@ -7,7 +7,16 @@ import socket
 import time
 
 import pytest
-from support import RunningCommand, assert_one_error_line, free_port, http_get, receive_poses, scrape_metrics, wildpose
+from support import (
+    RunningCommand,
+    assert_one_error_line,
+    free_port,
+    http_get,
+    ipv6_loopback,
+    receive_poses,
+    scrape_metrics,
+    wildpose,
+)
 
 from wildpose.stream import auth
 from wildpose.stream.client import MetaMessage, PoseMessage, PoseSubscriber
@@ -107,17 +116,6 @@ def test_the_proxy_refuses_a_malformed_endpoint_in_one_line():
 
 def test_a_pipeline_name_that_cannot_prefix_stream_ids_is_refused(walker_clip):
     assert_one_error_line(wildpose("run", "--name", "a.b", "--source", str(walker_clip)), "pipeline name 'a.b'")
-
-
-def ipv6_loopback() -> bool:
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 def test_a_pipeline_the_proxy_and_a_recorder_over_ipv6(walker_clip, tmp_path):

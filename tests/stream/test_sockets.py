@@ -1,21 +1,12 @@
 """The pose stream's sockets (`stream/sockets.py`): what every publisher and subscriber of ours shares."""
 
-import socket as stdlib_socket
 import time
 
 import pytest
 import zmq
+from support import ipv6_loopback
 
 from wildpose.stream import schema, sockets
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with stdlib_socket.socket(stdlib_socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
