@@ -1,8 +1,8 @@
 """The ZeroMQ sockets of the pose stream, made one way everywhere.
 
-Every publisher (a pipeline, a replay, the proxy's subscriber side) and every subscriber (the client
-library, the browser viewer, the recorder, the proxy's publisher side) opens its socket here, so they
-all speak IPv6 as well as IPv4 (`tcp://[::1]:PORT`) and bound their queues the same way.
+Every publisher (a pipeline, a replay), every subscriber (the client library, the browser viewer, the
+recorder) and both sides of the proxy open their sockets here, so they all speak IPv6 as well as IPv4
+(`tcp://[::1]:PORT`) and bound their queues the same way.
 """
 
 from __future__ import annotations
