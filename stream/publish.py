@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
 _FPS_WINDOW_S = 1.0  # the overlay's fps: frames published over the last second (batches come in bursts)
-_LINGER_MS = 1000  # on close, how long queued messages may still go out
 # A thumbnail's JPEG leaves room in the message limit for the rest of its map (tens of bytes).
 _THUMBNAIL_MAX_BYTES = schema.MAX_MESSAGE_BYTES - 64 * 1024
 _STAGE_COUNTERS = {"capture": "captured", "preprocess": "preprocessed", "infer": "inferred",
@@ -87,7 +86,7 @@ def main(args: PublishArgs, handover, counters_arrays, depths_array, stop_event,
     """`handover` brings the pipes from smoothing (see `_Inbox`)."""
     process.init_child(log_level, weights_label)
     context = zmq.Context()
-    socket = sockets.publisher(context, args.config.send_hwm, linger_ms=_LINGER_MS)
+    socket = sockets.publisher(context, args.config.send_hwm)
     authenticator = None
     try:
         if args.config.curve_secret is not None:

@@ -24,7 +24,6 @@ from wildpose.stream.recording import RecordingError, RecordingReader
 log = logging.getLogger(__name__)
 
 _POLL_MS = 100
-_LINGER_MS = 1000
 _META_SCAN_MESSAGES = 1000  # how far into a recording replay looks for the meta to greet subscribers with
 
 
@@ -65,8 +64,7 @@ class _Replayer:
         self.subscriptions = 0
         self.context = zmq.Context()
         # As fast as possible (not paced) must never run past a subscriber.
-        self.socket = sockets.publisher(self.context, config.send_hwm, linger_ms=_LINGER_MS,
-                                        no_drop=not config.paced)
+        self.socket = sockets.publisher(self.context, config.send_hwm, no_drop=not config.paced)
         self.authenticator = None
         if config.curve_secret is not None:
             self.authenticator = auth.secure_publisher(self.context, self.socket, config.curve_secret,

@@ -17,14 +17,17 @@ def _dual_stack(socket: zmq.Socket) -> zmq.Socket:
     return socket
 
 
-def publisher(context: zmq.Context, send_hwm: int, *, linger_ms: int = 0, no_drop: bool = False) -> zmq.Socket:
+_PUBLISHER_LINGER_MS = 1000  # on close, how long queued messages may still go out
+
+
+def publisher(context: zmq.Context, send_hwm: int, *, no_drop: bool = False) -> zmq.Socket:
     """An XPUB socket that hears every subscription, repeated ones too, so each new subscriber can be
     sent the stream's meta. `no_drop` blocks at `send_hwm` rather than dropping (a replay run as fast
     as possible must never outrun its subscribers)."""
     socket = _dual_stack(context.socket(zmq.XPUB))
     socket.setsockopt(zmq.SNDHWM, send_hwm)
     socket.setsockopt(zmq.XPUB_VERBOSE, 1)
-    socket.setsockopt(zmq.LINGER, linger_ms)
+    socket.setsockopt(zmq.LINGER, _PUBLISHER_LINGER_MS)
     if no_drop:
         socket.setsockopt(zmq.XPUB_NODROP, 1)
     return socket
