@@ -354,24 +354,27 @@ class _FrameViews:
                 counters.add("frames_lapped")
             else:
                 if thumbnail_due:
-                    jpeg, jpeg_size = overlay.encode_thumbnail(frame, self.width, _THUMBNAIL_MAX_BYTES)
                     self.next_thumbnail[stream] = now + self.period
-                    if jpeg is not None:
-                        payload = schema.pack(schema.frame(stream, ticket.seq, ticket.t_capture, ticket.size,
-                                                           jpeg_size, jpeg))
-                        counters.add("thumbnails")
-                    else:
-                        if counters.get("thumbnails_too_big") == 0:
-                            log.warning("%s: a %dx%d thumbnail is over the %d MiB message limit even as a "
-                                        "low-quality JPEG; not sent (lower --frames-width)", stream, *jpeg_size,
-                                        schema.MAX_MESSAGE_BYTES >> 20)
-                        counters.add("thumbnails_too_big")
+                    payload = self._thumbnail(ticket, frame, counters)
                 if writer is not None:
                     job = video_out.OverlayJob(frame, tuple(_person(p) for p in people), ticket.t_media,
                                                fps, (t_publish - ticket.t_capture) * 1000)
                     if not writer.submit(job, block=stream in self.every_frame):
                         counters.add("overlay_skipped")
         return payload
+
+    def _thumbnail(self, ticket: FrameTicket, frame: np.ndarray, counters: Counters) -> bytes | None:
+        """The frame message of a thumbnail, or None (counted, warned once) when none fits the limit."""
+        jpeg, jpeg_size = overlay.encode_thumbnail(frame, self.width, _THUMBNAIL_MAX_BYTES)
+        if jpeg is None:
+            if counters.get("thumbnails_too_big") == 0:
+                log.warning("%s: a %dx%d thumbnail is over the %d MiB message limit even as a low-quality JPEG; "
+                            "not sent (lower --frames-width)", ticket.stream, *jpeg_size,
+                            schema.MAX_MESSAGE_BYTES >> 20)
+            counters.add("thumbnails_too_big")
+            return None
+        counters.add("thumbnails")
+        return schema.pack(schema.frame(ticket.stream, ticket.seq, ticket.t_capture, ticket.size, jpeg_size, jpeg))
 
     def _fps(self, stream: str, now: float) -> float | None:
         recent = self.recent[stream]

@@ -63,7 +63,6 @@ class _Replayer:
         self.meta: bytes | None = None
         self.subscriptions = 0
         self.context = zmq.Context()
-        # As fast as possible (not paced) must never run past a subscriber.
         self.socket = sockets.publisher(self.context, config.send_hwm, no_drop=not config.paced)
         self.authenticator = None
         if config.curve_secret is not None:
