@@ -6,7 +6,7 @@
 # scoring the wild test and train takes after each quarter; INIT=checkpoint.pt continues from another
 # start, such as the last session's long.pt), then score the result per joint on the 1000 held-out wild
 # samples (drawn with faces for faces, fold and long). Each variant fits one device call (~4 minutes on
-# an H200 with 16 cores; long ~7).
+# an H200 with 16 cores; long ~8.5).
 # Results go to $OUT (default ./gpu-synthpose): train-V.log, metrics-V.csv, eval-V.md/.json, V.pt in parts
 # (V.pt.part-*, V.pt.sha256: a lent machine returns no file over 16 MiB).
 # The GPU machines lack tqdm and ../shared: bring the tqdm wheel in $WHEELS and the CMU BVH files in $MOCAP
@@ -61,7 +61,7 @@ if [ -n "${LOADER:-}" ]; then  # LOADER=1: first the loader alone with the run's
     > "$OUT/loader.md" 2>> "$OUT/train-$VARIANT.log"
   step "loader bench exit $?"; cat "$OUT/loader.md"
 fi
-timeout -k 10 "${TRAIN_S:-$([ "$VARIANT" = long ] && echo 480 || echo 420)}" python3 -m wildpose.tools.cli train --config "$CONFIG" --output "$RUN" \
+timeout -k 10 "${TRAIN_S:-$([ "$VARIANT" = long ] && echo 540 || echo 420)}" python3 -m wildpose.tools.cli train --config "$CONFIG" --output "$RUN" \
   --device "${DEVICE:-cuda}" --workers "$WORKERS" --precision "${PRECISION:-fp32}" > "$OUT/train-$VARIANT.log" 2>&1
 step "train exit $?"; tail -3 "$OUT/train-$VARIANT.log" | cut -c1-300
 grep -o "[0-9.]* s/step, [0-9]* % of it waiting for data" "$OUT/train-$VARIANT.log" | tail -3

@@ -1,4 +1,4 @@
-"""The `train` and `eval` verbs of the `wildpose` command (wired in by `tools/cli.py`).
+"""The `train`, `eval` and `blend` verbs of the `wildpose` command (wired in by `tools/cli.py`).
 
 Kept apart from cli.py so the training room's command line lives next to nothing else; PyTorch and
 the trainer are imported inside the handlers so `wildpose --version` stays fast.
@@ -31,11 +31,16 @@ EVAL_EXAMPLES = """examples:
   wildpose eval --tracking --people 2 --detector ../shared/data/models/yolox_nano.onnx --json ids.json
 """
 
+BLEND_EXAMPLES = """examples:
+  wildpose blend weights/realtime-synthpose.pt runs/long/last.pt --output blended.pt          # half and half
+  wildpose blend START.pt TUNED.pt --share 1 --depth-share 0.5 --output blended.pt   # the bundled weights' recipe
+"""
+
 FORMATS = ("h36m", "mpii", "mpi_inf_3dhp", "coco", "folder", "synthpose")
 
 
 def add_parsers(verbs: argparse._SubParsersAction) -> None:
-    """Add `train` and `eval` to the `wildpose` subcommands."""
+    """Add `train`, `eval` and `blend` to the `wildpose` subcommands."""
     train = verbs.add_parser("train", help="train the paper's model (2D, + depth, + geometry) from a TOML config",
                              epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--config", required=True, help="training config (TOML); see configs/train_example.toml")
@@ -87,6 +92,19 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     tracking.add_argument("--detector", default="yolox", help="pipeline detector: yolox (default), PATH, hog or none")
     evaluate.set_defaults(handler=_eval)
 
+    blend = verbs.add_parser("blend", help="average a fine-tune's weights with those it started from",
+                             epilog=BLEND_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    blend.add_argument("start", help="the checkpoint the fine-tune started from (.pt)")
+    blend.add_argument("tuned", help="the fine-tune's checkpoint (.pt)")
+    blend.add_argument("--output", required=True, help="where to write the blended checkpoint (.pt)")
+    blend.add_argument("--share", type=float, default=0.5, help="the fine-tune's part of the 2D module "
+                       "(stem and hourglass stacks): 0 keeps the start, 1 the fine-tune (default 0.5)")
+    blend.add_argument("--depth-share", type=float, help="the fine-tune's part of the depth regressor "
+                       "(default: --share)")
+    blend.add_argument("--label", help="what the blended weights are, stored in the checkpoint (default: a line "
+                       "naming both sources and the shares)")
+    blend.set_defaults(handler=_blend)
+
 
 def _train(args: argparse.Namespace) -> int:
     import dataclasses
@@ -114,6 +132,15 @@ def _train(args: argparse.Namespace) -> int:
     if result.rank == 0:
         print(f"{'finished' if result.finished else 'stopped'} after {result.position.global_step} steps: "
               f"{result.last_checkpoint}")
+    return 0
+
+
+def _blend(args: argparse.Namespace) -> int:
+    from wildpose.training import blend
+
+    shares = blend.Shares(args.share, args.share if args.depth_share is None else args.depth_share)
+    _, info = blend.blend(args.start, args.tuned, shares, args.output, args.label)
+    log.info("wrote %s: %s", args.output, info.weights)
     return 0
 
 

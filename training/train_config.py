@@ -60,6 +60,9 @@ class OptimizerConfig:
             _number("optimizer", name, getattr(self, name))
 
 
+STAGE_TRAINS = ("all", "depth")
+
+
 @dataclass(frozen=True)
 class StageConfig:
     """One training stage: its losses, learning-rate schedule and length."""
@@ -76,6 +79,10 @@ class StageConfig:
     # reference did), and with no gradient statistics yet its first steps are up to 10x lr: from
     # trained weights (`init`, or the stage before) a few of them at 2.5e-4 undo the training (README).
     warmup_steps: int = 0
+    # What the stage updates: "all" weights, or "depth": the depth regressor alone, the 2D module
+    # frozen with its batch-norm statistics, so its heatmaps (and 2D scores) stay bit for bit; for
+    # retuning 3D after a 2D fine-tune moved the features it reads.
+    train: str = "all"
 
     def __post_init__(self) -> None:
         section = f"stages[{self.name!r}]"
@@ -87,6 +94,12 @@ class StageConfig:
         _number(section, "geometric_weight", self.geometric_weight)
         _integer(section, "steps_per_epoch", self.steps_per_epoch)
         _integer(section, "warmup_steps", self.warmup_steps)
+        if self.train not in STAGE_TRAINS:
+            raise ConfigError(f"{section}.train must be one of {', '.join(map(repr, STAGE_TRAINS))}, "
+                              f"got {self.train!r}")
+        if self.train == "depth" and not (self.depth_weight or self.geometric_weight):
+            raise ConfigError(f"{section}: train = \"depth\" updates the depth regressor alone, which "
+                              "only the depth and geometric losses reach; give depth_weight or geometric_weight")
         if isinstance(self.mix_3d, bool) or not isinstance(self.mix_3d, (int, float)) or not 0 <= self.mix_3d <= 1:
             raise ConfigError(f"{section}.mix_3d is a share: expected a number in [0, 1], got {self.mix_3d!r}")
         if not isinstance(self.lr_drop_epochs, tuple) or not all(

@@ -87,8 +87,24 @@ def autocast_for(precision: str, device: torch.device) -> Callable[[], contextli
 
 
 def make_optimizer(model: torch.nn.Module, config: OptimizerConfig, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(model.parameters(), lr=lr, alpha=config.alpha, eps=config.eps,
-                               momentum=config.momentum, weight_decay=config.weight_decay)
+    """RMSprop over the weights that train (`requires_grad`; see `set_trainable`)."""
+    return torch.optim.RMSprop([p for p in model.parameters() if p.requires_grad], lr=lr, alpha=config.alpha,
+                               eps=config.eps, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def set_trainable(model: torch.nn.Module, stage: StageConfig) -> None:
+    """Mark what `stage` updates: every weight, or (`train = "depth"`) the depth regressor alone."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(stage.train == "all" or name.startswith("depth."))
+
+
+def keep_frozen_statistics(model: torch.nn.Module, stage: StageConfig) -> None:
+    """After `train()`: a frozen 2D module goes back to eval mode, so its batch norm keeps its running
+    statistics and its heatmaps stay those of the weights it started from."""
+    if stage.train == "depth":
+        for name, child in model.named_children():
+            if name != "depth":
+                child.eval()
 
 
 def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -135,6 +151,10 @@ class _Run:
                          for i, d in enumerate(config.data.val)]
         self.net: torch.nn.Module = self.model
         if context.distributed:
+            frozen = [stage.name for stage in config.stages if stage.train != "all"]
+            if frozen:  # DDP reduces the gradients of the weights it was built with, every step
+                raise ConfigError(f"stages {frozen} train part of the model, which runs in one process; "
+                                  "train them in one process (without torchrun)")
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[context.device.index] if context.device.type == "cuda" else None)
         self.run_log = RunLog(self.output, config.logging.tensorboard, enabled=context.is_main)
@@ -216,6 +236,7 @@ class _Run:
                                         config.seed, self.context.rank, self.context.world_size)
             loader = data_loader(self.train_data, config.workers, batch_sampler=sampler,
                                  pin_memory=self.context.device.type == "cuda")
+            set_trainable(self.model, stage)
             optimizer = make_optimizer(self.model, config.optimizer, stage.lr_at(position.epoch))
             if self.optimizer_state is not None and self.optimizer_stage == stage_index:
                 optimizer.load_state_dict(self.optimizer_state)
@@ -254,6 +275,7 @@ class _Run:
 
         config, device = self.config, self.context.device
         self.net.train()
+        keep_frozen_statistics(self.model, stage)
         sums = dict.fromkeys(LOSS_NAMES, 0.0)
         count = 0
         bar = tqdm(total=steps, initial=position.step, desc=f"{stage.name} {position.epoch + 1}/{stage.epochs}",

@@ -101,6 +101,8 @@ def test_unknown_keys_are_errors_that_list_the_known_ones(tmp_path, addition, me
     (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\nmix_3d = 1.5\n", r"mix_3d is a share"),
     (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\nlr_drop_epochs = [5]\n", r"lr_drop_epochs must list"),
     (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\nwarmup_steps = -1\n", r"warmup_steps must be an integer >= 0"),
+    (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\ntrain = 'heads'\n", r"train must be one of 'all', 'depth'"),
+    (MINIMAL + "[[stages]]\nname = 's1'\nepochs = 2\ntrain = 'depth'\n", r"give depth_weight or geometric_weight"),
     (MINIMAL + "[[stages]]\nepochs = 2\n", r"needs \['name'\]"),
     (MINIMAL + "[[stages]]\nname = 'a'\nepochs = 1\n[[stages]]\nname = 'a'\nepochs = 1\n", "names must be unique"),
     (MINIMAL.replace('output = "out"', 'batch_size = 0\noutput = "out"'), "batch_size must be an integer >= 1"),

@@ -248,6 +248,28 @@ def test_a_run_with_init_starts_from_that_checkpoints_weights_with_a_fresh_sched
     assert info.train_config["init"] == str(source) and info.weights.endswith("starting from 3_geometric.pt")
 
 
+def test_a_depth_only_stage_leaves_the_2d_module_bit_for_bit_and_retunes_the_depth(full_run, tmp_path,
+                                                                                  synthetic_data):
+    """`train = "depth"`: after a 2D fine-tune, the 3D is retuned without moving a heatmap."""
+    full, _ = full_run
+    source = full.output / "3_geometric.pt"
+    depth_only = [{"name": "retune_depth", "epochs": 1, "steps_per_epoch": 4, "lr": 1e-3, "depth_weight": 0.1,
+                   "geometric_weight": 0.01, "train": "depth"}]
+    tuned = trainer.train(make_config(synthetic_data, tmp_path / "depth", init=str(source), stages=depth_only))
+    before, after = checkpoint.load(source)[0].state_dict(), checkpoint.load(tuned.last_checkpoint)[0].state_dict()
+    unchanged = [k for k in before if not k.startswith("depth.") and torch.equal(before[k], after[k])]
+    assert len(unchanged) == len([k for k in before if not k.startswith("depth.")])  # batch-norm statistics too
+    moved = [k for k in before if k.startswith("depth.") and not torch.equal(before[k], after[k])]
+    assert "depth.linear.weight" in moved
+
+
+def test_a_depth_only_stage_is_refused_in_a_data_parallel_run(synthetic_data, tmp_path):
+    stages = [{"name": "retune_depth", "epochs": 1, "depth_weight": 0.1, "train": "depth"}]
+    context = trainer.distributed.Context(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"))
+    with pytest.raises(ConfigError, match=r"stages \['retune_depth'\] train part of the model"):
+        trainer._Run(make_config(synthetic_data, tmp_path / "ddp", stages=stages), context)
+
+
 def test_init_from_another_models_checkpoint_is_refused(full_run, tmp_path, synthetic_data):
     full, _ = full_run
     with pytest.raises(CheckpointMismatchError, match="init .*differs from the config's"):
