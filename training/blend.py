@@ -19,8 +19,6 @@ from wildpose.errors import CheckpointMismatchError, ConfigError
 from wildpose.training import checkpoint
 from wildpose.training.models import hourglass
 
-DEPTH_PREFIX = "depth."  # the depth regressor's keys; every other key is the 2D module's
-
 
 @dataclass(frozen=True)
 class Shares:
@@ -36,7 +34,7 @@ class Shares:
                                   f"[0, 1], got {value!r}")
 
     def of(self, key: str) -> float:
-        return self.depth if key.startswith(DEPTH_PREFIX) else self.module_2d
+        return self.depth if key.startswith(hourglass.DEPTH_PREFIX) else self.module_2d
 
 
 def blend_state(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor],

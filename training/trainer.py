@@ -95,7 +95,7 @@ def make_optimizer(model: torch.nn.Module, config: OptimizerConfig, lr: float) -
 def set_trainable(model: torch.nn.Module, stage: StageConfig) -> None:
     """Mark what `stage` updates: every weight, or (`train = "depth"`) the depth regressor alone."""
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(stage.train == "all" or name.startswith("depth."))
+        parameter.requires_grad_(stage.train == "all" or name.startswith(hourglass.DEPTH_PREFIX))
 
 
 def keep_frozen_statistics(model: torch.nn.Module, stage: StageConfig) -> None:
@@ -103,7 +103,7 @@ def keep_frozen_statistics(model: torch.nn.Module, stage: StageConfig) -> None:
     statistics and its heatmaps stay those of the weights it started from."""
     if stage.train == "depth":
         for name, child in model.named_children():
-            if name != "depth":
+            if name != hourglass.DEPTH_MODULE:
                 child.eval()
 
 
@@ -153,8 +153,8 @@ class _Run:
         if context.distributed:
             frozen = [stage.name for stage in config.stages if stage.train != "all"]
             if frozen:  # DDP reduces the gradients of the weights it was built with, every step
-                raise ConfigError(f"stages {frozen} train part of the model, which runs in one process; "
-                                  "train them in one process (without torchrun)")
+                raise ConfigError(f"stages {frozen} train part of the model (train = \"depth\"), which needs "
+                                  "one process: run them without torchrun")
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[context.device.index] if context.device.type == "cuda" else None)
         self.run_log = RunLog(self.output, config.logging.tensorboard, enabled=context.is_main)

@@ -108,6 +108,12 @@ class DepthRegressor(nn.Module):
         return self.linear(torch.flatten(self.levels(x), 1))
 
 
+# State-dict keys of the depth regressor (`PoseNet3D.depth`); every other key is the 2D module's (stem
+# and stacks). Depth-only training stages and weight blends split the network here.
+DEPTH_MODULE = "depth"
+DEPTH_PREFIX = DEPTH_MODULE + "."
+
+
 class PoseNet3D(nn.Module):
     """Stacked hourglass + depth regression (Zhou et al. 2017).
 
