@@ -37,14 +37,11 @@ class Shares:
         return self.depth if key.startswith(hourglass.DEPTH_PREFIX) else self.module_2d
 
 
-def blend_state(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor],
-                shares: Shares) -> dict[str, torch.Tensor]:
-    """`share * tuned + (1 - share) * start` for every floating tensor, computed in float64 so that
-    shares of 0 and 1 give either side bit for bit; counters (batch norm's `num_batches_tracked`)
-    come from the side with the larger share."""
-    if start.keys() != tuned.keys():
-        raise CheckpointMismatchError("the two checkpoints hold different weights; blend a fine-tune with "
-                                      "the checkpoint it started from")
+def _blend_state(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor],
+                 shares: Shares) -> dict[str, torch.Tensor]:
+    """`share * tuned + (1 - share) * start` for every floating tensor (the same model's keys), computed
+    in float64 so that shares of 0 and 1 give either side bit for bit; counters (batch norm's
+    `num_batches_tracked`) come from the side with the larger share."""
     blended = {}
     for key, value in tuned.items():
         share, other = shares.of(key), start[key]
@@ -66,7 +63,7 @@ def blend(start_path: str | Path, tuned_path: str | Path, shares: Shares, output
         raise CheckpointMismatchError(f"{tuned_path} and {start_path} are different models "
                                       f"({tuned_info.model_config} against {start_info.model_config}); "
                                       "blend a fine-tune with the checkpoint it started from")
-    tuned_model.load_state_dict(blend_state(start_model.state_dict(), tuned_model.state_dict(), shares),
+    tuned_model.load_state_dict(_blend_state(start_model.state_dict(), tuned_model.state_dict(), shares),
                                 strict=True)
     start_name, tuned_name = Path(start_path).name, Path(tuned_path).name
     label = label or (f"a blend of {tuned_name} with {start_name}: the 2D module {shares.module_2d:g} of "
