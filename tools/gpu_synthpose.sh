@@ -5,8 +5,9 @@
 # long at the demo's first learning rate (VARIANT=long: configs/synthpose_long_gpu.toml, 5000 steps,
 # scoring the wild test and train takes after each quarter; INIT=checkpoint.pt continues from another
 # start, such as the last session's long.pt), then score the result per joint on the 1000 held-out wild
-# samples (drawn with faces for faces, fold and long). Each variant fits one device call (~4 minutes on
-# an H200 with 16 cores; long ~8.5).
+# samples (drawn with faces for faces, fold and long). VARIANT=mixed is long's schedule from the bundled
+# weights with half the figures faceless (configs/synthpose_mixed_gpu.toml), scored without faces and with.
+# Each variant fits one device call (~4 minutes on an H200 with 16 cores; long and mixed ~8.5).
 # Results go to $OUT (default ./gpu-synthpose): train-V.log, metrics-V.csv, eval-V.md/.json, V.pt in parts
 # (V.pt.part-*, V.pt.sha256: a lent machine returns no file over 16 MiB).
 # The GPU machines lack tqdm and ../shared: bring the tqdm wheel in $WHEELS and the CMU BVH files in $MOCAP
@@ -29,7 +30,8 @@ case "$VARIANT" in
   fold) REPOSE=0.0; FACES="\nfaces = true"; FOLD_ELBOWS="${FOLD:-0.25}" ;;
   plain) REPOSE=0.0; FACES="" ;;
   long) REPOSE=0.0; FACES=""; BASE=synthpose_long_gpu.toml ;;  # its config draws faces itself
-  *) echo "VARIANT must be repose, faces, fold, plain or long, got '$VARIANT'" >&2; exit 2 ;;
+  mixed) REPOSE=0.0; FACES=""; BASE=synthpose_mixed_gpu.toml ;;  # half its figures with faces, by config
+  *) echo "VARIANT must be repose, faces, fold, plain, long or mixed, got '$VARIANT'" >&2; exit 2 ;;
 esac
 EVAL_FACES=$([ -n "$FACES" ] || [ "$VARIANT" = long ] && echo --faces)
 if [ -n "${INIT:-}" ]; then
@@ -61,7 +63,7 @@ if [ -n "${LOADER:-}" ]; then  # LOADER=1: first the loader alone with the run's
     > "$OUT/loader.md" 2>> "$OUT/train-$VARIANT.log"
   step "loader bench exit $?"; cat "$OUT/loader.md"
 fi
-timeout -k 10 "${TRAIN_S:-$([ "$VARIANT" = long ] && echo 540 || echo 420)}" python3 -m wildpose.tools.cli train --config "$CONFIG" --output "$RUN" \
+timeout -k 10 "${TRAIN_S:-$(case "$VARIANT" in long|mixed) echo 540 ;; *) echo 420 ;; esac)}" python3 -m wildpose.tools.cli train --config "$CONFIG" --output "$RUN" \
   --device "${DEVICE:-cuda}" --workers "$WORKERS" --precision "${PRECISION:-fp32}" > "$OUT/train-$VARIANT.log" 2>&1
 step "train exit $?"; tail -3 "$OUT/train-$VARIANT.log" | cut -c1-300
 grep -o "[0-9.]* s/step, [0-9]* % of it waiting for data" "$OUT/train-$VARIANT.log" | tail -3
@@ -77,3 +79,9 @@ timeout -k 5 "${EVAL_S:-150}" python3 -m wildpose.tools.cli eval "$RUN/last.pt" 
   --size "${EVAL_SIZE:-1000}" --per-joint $EVAL_FACES --mocap "$MOCAP_DIR" --workers "$WORKERS" --device "${DEVICE:-cuda}" \
   --json "$OUT/eval-$VARIANT.json" > "$OUT/eval-$VARIANT.md" 2>> "$OUT/train-$VARIANT.log"
 step "eval exit $?"; grep -E "pck@0.1 |lr_swaps|wrist|mpjpe_reference" "$OUT/eval-$VARIANT.md"
+if [ "$VARIANT" = mixed ]; then  # trained on both: the same test samples with faces as well
+  timeout -k 5 "${EVAL_S:-150}" python3 -m wildpose.tools.cli eval "$RUN/last.pt" --format synthpose \
+    --size "${EVAL_SIZE:-1000}" --per-joint --faces --mocap "$MOCAP_DIR" --workers "$WORKERS" --device "${DEVICE:-cuda}" \
+    --json "$OUT/eval-$VARIANT-faces.json" > "$OUT/eval-$VARIANT-faces.md" 2>> "$OUT/train-$VARIANT.log"
+  step "eval with faces exit $?"; grep -E "pck@0.1 |lr_swaps|mpjpe_reference" "$OUT/eval-$VARIANT-faces.md"
+fi

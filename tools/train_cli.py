@@ -33,7 +33,7 @@ EVAL_EXAMPLES = """examples:
 
 BLEND_EXAMPLES = """examples:
   wildpose blend weights/realtime-synthpose.pt runs/long/last.pt --output blended.pt          # half and half
-  wildpose blend START.pt TUNED.pt --share 1 --depth-share 0.5 --output blended.pt   # the bundled weights' recipe
+  wildpose blend START.pt TUNED.pt --share 1 --depth-share 0 --output blended.pt              # the bundled blend
 """
 
 FORMATS = ("h36m", "mpii", "mpi_inf_3dhp", "coco", "folder", "synthpose")

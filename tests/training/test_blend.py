@@ -43,7 +43,7 @@ def test_each_part_is_the_share_asked_for_of_the_fine_tune(start_and_tuned, tmp_
 
 
 def test_a_share_of_one_keeps_the_fine_tunes_2d_module_bit_for_bit(start_and_tuned, tmp_path):
-    """The bundled weights' recipe: the fine-tune's heatmaps, exactly, with a blended depth regressor."""
+    """The long-run blend's recipe: the fine-tune's heatmaps, exactly, with a blended depth regressor."""
     start, tuned = start_and_tuned
     model, _ = blend.blend(start, tuned, blend.Shares(1.0, 0.5), tmp_path / "blend.pt")
     fine_tune = checkpoint.load(tuned)[0]
