@@ -223,12 +223,15 @@ def test_a_signal_stops_everything_within_two_seconds_with_final_stats(pipeline,
     assert "final stats walker: captured" in run.log
 
 
+CLIP_FPS = 24  # the served walker clip's frame rate, as an MP4 and as HLS
+
+
 def hls_playlist(clip: Path, folder: Path) -> Path:
     """`clip` as a finished HLS playlist of one-second MPEG-TS segments (video on demand)."""
     playlist = folder / "walker.m3u8"
     with av.open(str(clip)) as source, av.open(str(playlist), "w", format="hls",
                                                options={"hls_time": "1", "hls_list_size": "0"}) as out:
-        stream = out.add_stream("libx264", rate=24)
+        stream = out.add_stream("libx264", rate=CLIP_FPS)
         stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
         for frame in source.decode(video=0):
             out.mux(stream.encode(frame))
@@ -239,7 +242,7 @@ def hls_playlist(clip: Path, folder: Path) -> Path:
 @pytest.mark.parametrize("served", ["mp4", "hls"])
 def test_an_http_source_streams_and_is_reopened_when_it_ends(pipeline, tmp_path, served):
     # Index first, as streamed MP4 is: Python's test server cannot serve the ranges a seek would need.
-    clip = democlip.write_clip(tmp_path / "walker.mp4", faststart=True)
+    clip = democlip.write_clip(tmp_path / "walker.mp4", fps=CLIP_FPS, faststart=True)
     if served == "hls":
         clip = hls_playlist(clip, tmp_path)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
@@ -254,10 +257,12 @@ def test_an_http_source_streams_and_is_reopened_when_it_ends(pipeline, tmp_path,
         assert run.stop(signal.SIGINT) == 0
         assert "web: http://127.0.0.1" in run.log and "ended the stream; reconnecting" in run.log
         # A recording behind a URL plays at its pace, as a file does: once it was decoded at once and
-        # three frames in four were dropped as stale (a loaded machine may still drop a few).
-        captured, dropped = map(int, re.search(r"final stats web: captured (\d+), published \d+, dropped (\d+)",
-                                               run.log).groups())
-        assert dropped < 0.3 * captured, run.log
+        # three frames in four were dropped as stale. How many are dropped depends on how fast this
+        # machine's inference keeps up; how fast frames are captured must not: at most the clip's rate.
+        stats = re.search(r"final stats web: captured (\d+), .* over ([\d.]+) s", run.log)
+        captured, seconds = int(stats[1]), float(stats[2])
+        print(f"{served}: captured {captured} frames in {seconds} s; the clip has {CLIP_FPS} frames/s")
+        assert captured <= CLIP_FPS * seconds, run.log
     finally:
         server.shutdown()
 
