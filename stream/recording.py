@@ -35,6 +35,7 @@ from wildpose.errors import ConfigError, WildPoseError
 from wildpose.stream import schema, sockets
 from wildpose.stream.auth import ClientKeys
 from wildpose.stream.config import check_endpoints, check_positive
+from wildpose.stream.stopping import StopConditions
 
 log = logging.getLogger(__name__)
 
@@ -211,23 +212,15 @@ def record(config: RecordConfig, should_stop: Callable[[], bool]) -> RecordSumma
     current = _McapFile(config.path(part), config.endpoints, part)
     summary.files.append(current.path)
     log.info("recording %s to %s", " ".join(config.endpoints), current.path)
-    started = time.monotonic()
+    stop = StopConditions(should_stop, config.duration_s, config.idle_timeout_s)
     wall0, mono0 = time.time_ns(), time.monotonic_ns()
-    last_message = None
     last_meta: bytes | None = None
     failure: OSError | None = None
     try:
         while True:
-            now = time.monotonic()
-            if should_stop():
-                summary.stopped_by = "signal"
-                break
-            if config.duration_s is not None and now - started >= config.duration_s:
-                summary.stopped_by = "duration"
-                break
-            if config.idle_timeout_s is not None and last_message is not None \
-                    and now - last_message >= config.idle_timeout_s:
-                summary.stopped_by = f"nothing for {config.idle_timeout_s:g} s"
+            reason = stop.reason()
+            if reason is not None:
+                summary.stopped_by = reason
                 break
             if not socket.poll(_POLL_MS):
                 continue
@@ -237,7 +230,7 @@ def record(config: RecordConfig, should_stop: Callable[[], bool]) -> RecordSumma
                 except zmq.Again:
                     break
                 log_time = wall0 + (time.monotonic_ns() - mono0)
-                last_message = time.monotonic()
+                stop.heard()
                 if len(parts) != 2:
                     summary.malformed += 1
                     continue

@@ -10,7 +10,6 @@ use `wildpose run --overlay` instead.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from wildpose.stream import overlay, video_out
 from wildpose.stream.auth import ClientKeys
 from wildpose.stream.client import FrameMessage, MetaMessage, PoseMessage, PoseSubscriber, StatsMessage
 from wildpose.stream.config import OVERLAY_SUFFIXES, check_endpoints, check_positive
+from wildpose.stream.stopping import StopConditions
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,7 @@ def view(config: ViewConfig, should_stop: Callable[[], bool]) -> ViewSummary:
     summary = ViewSummary()
     states: dict[str, _StreamState] = {}
     known_streams: tuple[str, ...] | None = config.streams
-    started = time.monotonic()
-    last_frame: float | None = None
+    stop = StopConditions(should_stop, config.duration_s, config.idle_timeout_s)
     written = 0
     curve = {} if config.curve is None else {"curve_server_key": config.curve.server_key,
                                              "curve_secret": config.curve.secret}
@@ -81,19 +80,11 @@ def view(config: ViewConfig, should_stop: Callable[[], bool]) -> ViewSummary:
                         topics=("pose", "frame", "stats", "meta"), **curve) as subscriber:
         try:
             while True:
-                now = time.monotonic()
-                if should_stop():
-                    summary.stopped_by = "signal"
-                    break
-                if config.count is not None and written >= config.count:
-                    summary.stopped_by = f"{config.count} frames"
-                    break
-                if config.duration_s is not None and now - started >= config.duration_s:
-                    summary.stopped_by = "duration"
-                    break
-                if config.idle_timeout_s is not None and last_frame is not None \
-                        and now - last_frame >= config.idle_timeout_s:
-                    summary.stopped_by = f"nothing for {config.idle_timeout_s:g} s"
+                reason = stop.reason()
+                if reason is None and config.count is not None and written >= config.count:
+                    reason = f"{config.count} frames"
+                if reason is not None:
+                    summary.stopped_by = reason
                     break
                 message = subscriber.recv(timeout=_POLL_S)
                 if isinstance(message, MetaMessage):
@@ -109,7 +100,7 @@ def view(config: ViewConfig, should_stop: Callable[[], bool]) -> ViewSummary:
                     state = states.setdefault(message.stream, _StreamState())
                     if _draw(config, message, state, known_streams, summary):
                         written += 1
-                        last_frame = time.monotonic()
+                        stop.heard()
         finally:
             for stream, state in states.items():
                 if state.video is not None:
