@@ -75,13 +75,12 @@ cp "$RUN/metrics.csv" "$OUT/metrics-$VARIANT.csv" 2>/dev/null
 # back in parts with its digest (here: cat V.pt.part-* > V.pt; sha256sum -c V.pt.sha256).
 (cd "$RUN" && sha256sum last.pt | sed "s/last.pt/$VARIANT.pt/" > "$OUT/$VARIANT.pt.sha256")
 split -b 15m "$RUN/last.pt" "$OUT/$VARIANT.pt.part-"
-timeout -k 5 "${EVAL_S:-150}" python3 -m wildpose.tools.cli eval "$RUN/last.pt" --format synthpose \
-  --size "${EVAL_SIZE:-1000}" --per-joint $EVAL_FACES --mocap "$MOCAP_DIR" --workers "$WORKERS" --device "${DEVICE:-cuda}" \
-  --json "$OUT/eval-$VARIANT.json" > "$OUT/eval-$VARIANT.md" 2>> "$OUT/train-$VARIANT.log"
-step "eval exit $?"; grep -E "pck@0.1 |lr_swaps|wrist|mpjpe_reference" "$OUT/eval-$VARIANT.md"
-if [ "$VARIANT" = mixed ]; then  # trained on both: the same test samples with faces as well
+score() {  # score NAME [--faces]: last.pt on the 1000 held-out wild samples, per joint
   timeout -k 5 "${EVAL_S:-150}" python3 -m wildpose.tools.cli eval "$RUN/last.pt" --format synthpose \
-    --size "${EVAL_SIZE:-1000}" --per-joint --faces --mocap "$MOCAP_DIR" --workers "$WORKERS" --device "${DEVICE:-cuda}" \
-    --json "$OUT/eval-$VARIANT-faces.json" > "$OUT/eval-$VARIANT-faces.md" 2>> "$OUT/train-$VARIANT.log"
-  step "eval with faces exit $?"; grep -E "pck@0.1 |lr_swaps|mpjpe_reference" "$OUT/eval-$VARIANT-faces.md"
-fi
+    --size "${EVAL_SIZE:-1000}" --per-joint "${@:2}" --mocap "$MOCAP_DIR" --workers "$WORKERS" --device "${DEVICE:-cuda}" \
+    --json "$OUT/eval-$1.json" > "$OUT/eval-$1.md" 2>> "$OUT/train-$VARIANT.log"
+  step "eval $1 exit $?"; grep -E "pck@0.1 |lr_swaps|wrist|mpjpe_reference" "$OUT/eval-$1.md"
+}
+# shellcheck disable=SC2086  # EVAL_FACES is empty or one word
+score "$VARIANT" $EVAL_FACES
+if [ "$VARIANT" = mixed ]; then score "$VARIANT-faces" --faces; fi  # trained on both: these samples with faces too
