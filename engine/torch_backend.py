@@ -32,13 +32,18 @@ class TorchBackend(Backend):
     compile: CUDA only (None: on): fold batch norm, `torch.compile`, and replay CUDA graphs captured
     per batch size in `graph_batches`. Off: plain eager PyTorch in `precision`, channels-last.
     freeze: with compile, let inductor fold the weights as constants: about 5 % more frames/s at batch
-    64 on an H200, but every start takes 20-30 s longer (`wildpose bench --gpu --paths
+    64 on an H200 against a symbolic batch size, nothing measurable against the fixed one the largest
+    batch now has, and every start takes 20-30 s longer (`wildpose bench --gpu --paths
     compiled,compiled-frozen` weighs both).
     branch_streams: CUDA only: batches up to this size run each hourglass level's full-resolution
     branch on a CUDA stream of its own (`engine/branch_streams.py`; 0: none; None: `BRANCH_STREAMS`
     when compiled). On an H200 that made batch 1 of the paper preset 1.37-1.41 ms instead of
     1.55-1.57 and batch 2 1.65 instead of 1.72, and from batch 4 up it was slower (2.00 against 1.94).
     flip_test: run each crop mirrored as well and average the heatmaps (`engine.graph`): twice the compute.
+    inductor_options, fixed_largest_batch: for benchmarks that weigh inductor's settings
+    (`wildpose bench --inductor`): options passed to `torch.compile`, and whether the largest captured
+    batch is compiled with its size fixed (the default; 5 % faster on an H200 at batch 64) or shares
+    the symbolic-batch graph of the smaller sizes.
     """
 
     name = "torch"
@@ -49,7 +54,8 @@ class TorchBackend(Backend):
     def __init__(self, checkpoint_path: str | Path, *, device: str = "cpu", threads: int | None = None,
                  precision: str | None = None, compile: bool | None = None,
                  graph_batches: tuple[int, ...] | None = None, freeze: bool = False,
-                 branch_streams: int | None = None, flip_test: bool = False) -> None:
+                 branch_streams: int | None = None, flip_test: bool = False, inductor_options: dict | None = None,
+                 fixed_largest_batch: bool = True) -> None:
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"torch device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -90,7 +96,8 @@ class TorchBackend(Backend):
             self.optimizations = "eager fp32"
         self._runner = TorchRunner(graph, self.input_size, dtype, device=device, compile=bool(compile),
                                    graphs=bool(compile), batches=graph_batches or GRAPH_BATCHES, freeze=freeze,
-                                   branch_streams=branch_streams or 0)
+                                   branch_streams=branch_streams or 0, inductor_options=inductor_options,
+                                   fixed_largest_batch=fixed_largest_batch)
         log.info("loaded %s with torch %s on %s (%s; %s)", checkpoint_path, torch.__version__, device,
                  self.optimizations, self.metadata.weights)
 
@@ -117,6 +124,10 @@ class TorchBackend(Backend):
         if self.device != "cuda":
             raise ConfigError("on-device timing needs the torch backend on cuda")
         return self._runner.time_on_device
+
+    def kernel_times(self, batch: int, runs: int = 3) -> dict[str, float]:
+        """ms per batch in each CUDA kernel (CPU: operator) by name, for `wildpose bench --inductor`."""
+        return self._runner.kernel_times(batch, runs)
 
     def _infer(self, batch: np.ndarray) -> EngineOutput:
         return EngineOutput(*self._runner.run_float32(batch))

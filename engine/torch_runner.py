@@ -4,7 +4,8 @@ current one runs.
 
 At batch 1 eager PyTorch spends most of its time launching a few hundred small kernels; replaying a
 captured CUDA graph launches them all at once. At large batches `torch.compile` fuses the
-element-wise work between convolutions; with inductor's `freezing` (`freeze`, off by default) the
+element-wise work between convolutions (two compiled graphs: the largest captured batch size fixed, the
+sizes between 1 and it symbolic); with inductor's `freezing` (`freeze`, off by default) the
 weights become constants it can fold and lay out ahead of time, which every start pays for again
 before the compile cache is read. A graph has fixed shapes, so one is captured per batch size
 in `GRAPH_BATCHES` and a batch is padded up to the next captured size (larger batches are split).
@@ -107,7 +108,8 @@ class TorchRunner:
 
     def __init__(self, network: nn.Module, input_size: int, dtype: torch.dtype, *, device: str = "cuda",
                  compile: bool = False, graphs: bool = False, batches: tuple[int, ...] = GRAPH_BATCHES,
-                 freeze: bool = False, branch_streams: int = 0, batched_crops: bool | None = None) -> None:
+                 freeze: bool = False, branch_streams: int = 0, batched_crops: bool | None = None,
+                 inductor_options: dict | None = None, fixed_largest_batch: bool = True) -> None:
         self.input_size, self.dtype, self.device = input_size, dtype, torch.device(device)
         self.on_cuda = self.device.type == "cuda"
         # whole frames' crops: all at once (`frame_crops.gather_crops`, few launches) or a grid_sample a
@@ -119,14 +121,16 @@ class TorchRunner:
         self.use_graphs = graphs
         self.memory_format = torch.channels_last if self.on_cuda else torch.contiguous_format
         self.network = network.to(self.device, dtype).to(memory_format=self.memory_format).eval()
-        # freezing costs every start some seconds (it runs before the cache is read)
-        options = {"freezing": True} if freeze else None
+        # freezing costs every start some seconds (it runs before the cache is read); other inductor
+        # options are for benchmarks that weigh them (tools/bench_inductor.py)
+        options = {**({"freezing": True} if freeze else {}), **(inductor_options or {})} or None
         if compile:
             use_engine_cache_for_inductor()
             self.forward_network = torch.compile(self.network, options=options)
         else:
             self.forward_network = self.network
         self.compiled = compile
+        self.fixed_largest_batch = fixed_largest_batch
         # batches up to `branch_streams` run the hourglass branches side by side (engine/branch_streams.py)
         self.branch_streams = branch_streams
         self.branch_forward = (BranchStreams(self.network, compile=compile, options=options) if branch_streams > 0
@@ -245,6 +249,35 @@ class TorchRunner:
             end.synchronize()
         return start.elapsed_time(end) / runs
 
+    def kernel_times(self, batch: int, runs: int = 3) -> dict[str, float]:
+        """Milliseconds per batch of `batch` uint8 crops spent in each CUDA kernel (on the CPU: in each
+        operator, itself), by name. The forward runs without its CUDA graph: a replay hides its kernels
+        from the profiler; the kernels are the same."""
+        from torch.profiler import ProfilerActivity, profile
+
+        device_input = torch.zeros((batch, self.input_size, self.input_size, 3), dtype=torch.uint8,
+                                   device=self.device)
+        synchronize = torch.cuda.synchronize if self.on_cuda else (lambda: None)
+        with torch.inference_mode():
+            self._forward("uint8", device_input)  # compiled and warm before the profile starts
+            synchronize()
+            activity = ProfilerActivity.CUDA if self.on_cuda else ProfilerActivity.CPU
+            with profile(activities=[activity]) as profiler:
+                for _ in range(runs):
+                    self._forward("uint8", device_input)
+                synchronize()
+        times: dict[str, float] = {}
+        for event in profiler.key_averages():
+            if self.on_cuda:
+                if event.device_type != torch.autograd.DeviceType.CUDA:
+                    continue
+                microseconds = event.device_time_total
+            else:
+                microseconds = event.self_cpu_time_total
+            if microseconds > 0:
+                times[event.key] = times.get(event.key, 0.0) + microseconds / 1000.0 / runs
+        return times
+
     def close(self) -> None:
         if self._worker is not None:
             self._worker.shutdown(wait=True)
@@ -323,8 +356,11 @@ class TorchRunner:
         image = image.contiguous(memory_format=self.memory_format)
         if self.branch_forward is not None and image.shape[0] <= self.branch_streams:
             return self.branch_forward(image)
-        if self.compiled and image.shape[0] > 1:
-            torch._dynamo.mark_dynamic(image, 0)  # one compiled graph for every batch size above 1
+        # one compiled graph for the batch sizes above 1 with the batch symbolic, but the largest, which
+        # a loaded pipeline runs, gets one of its own with the batch fixed (5 % faster on an H200 at 64)
+        largest = image.shape[0] == self.batches[-1] and self.fixed_largest_batch
+        if self.compiled and image.shape[0] > 1 and not largest:
+            torch._dynamo.mark_dynamic(image, 0)
         return self.forward_network(image)
 
     def _graph(self, kind: str, size: int) -> _Graph:

@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="jitter and lag of the One Euro filter on CMU motion capture (--mocap DIR)")
     mode.add_argument("--gpu", action="store_true",
                       help="engine on a CUDA GPU: eager vs compiled (and TensorRT) per precision and batch")
+    mode.add_argument("--inductor", action="store_true",
+                      help="the compiled CUDA path under inductor's settings (--variants), where its time goes")
     mode.add_argument("--streams", type=_csv(int), metavar="N,N,...",
                       help="concurrent live streams of one file: drops and latency per count (e.g. 8,16,32)")
     mode.add_argument("--triton", type=_csv(int), metavar="N,N,...",
@@ -129,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="--gpu: eager, compiled (the default CUDA path), compiled-whole (without branch streams), "
                             "compiled-branches (branch streams at every batch size), compiled-frozen (with inductor "
                             "freezing), tensorrt (default eager,compiled)")
+    bench.add_argument("--variants", type=_csv(str),
+                       help="--inductor: eager, symbolic, fixed, 1x1-as-mm, coordinate-descent, frozen, gemm-autotune "
+                            "(default eager,symbolic,fixed)")
     bench.add_argument("--precisions", type=_csv(str),
                        help="--gpu: fp16, bf16, fp32 (int8 for tensorrt) (default fp16); --training: fp32, bf16 "
                             "(default both)")
@@ -145,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="engine-only: comma-separated backends (default onnxruntime,torch)")
     bench.add_argument("--batch", type=_csv(int), help="batch sizes (default 1,4; --gpu: 1,8,64)")
     bench.add_argument("--threads", type=int, help="inference (--training: PyTorch) threads (default: the runtime's)")
-    bench.add_argument("--seconds", type=float, help="timing per row, seconds (default 5; --training, --loader 20)")
+    bench.add_argument("--seconds", type=float,
+                       help="timing per row, seconds (default 5; --training, --loader 20; --inductor 1.5, three times)")
     bench.add_argument("--model", help="bench this model file instead of the presets / default model")
     bench.add_argument("--flip-test", action="store_true",
                        help="--engine-only: each row also with the flip test (a checkpoint --model), in the same run")
@@ -284,7 +290,7 @@ def _bench(args: argparse.Namespace) -> int:
     from wildpose.tools import bench
 
     if args.seconds is None:
-        args.seconds = 20.0 if args.training or args.loader else 5.0
+        args.seconds = 20.0 if args.training or args.loader else 1.5 if args.inductor else 5.0
     if args.crowd:
         from wildpose.tools import bench_crowd
 
@@ -315,6 +321,19 @@ def _bench(args: argparse.Namespace) -> int:
             presets=args.presets or ("paper",), paths=args.paths, precisions=args.precisions or ("fp16",),
             batches=args.batch or (1, 8, 64), seconds=args.seconds, restarts=args.restarts))
         print(bench_gpu.format_table(rows))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
+    if args.inductor:
+        from wildpose.tools import bench_inductor
+
+        batch = args.batch or (64,)
+        if len(batch) != 1:
+            raise ConfigError(f"--batch for --inductor is one size, got {list(batch)}")
+        rows = bench_inductor.run_inductor_bench(bench_inductor.InductorBenchConfig(
+            variants=args.variants or bench_inductor.DEFAULT_VARIANTS, batch=batch[0],
+            seconds=args.seconds, preset=(args.presets or ("paper",))[0]))
+        print(bench_inductor.format_table(rows))
         if args.json:
             bench.write_json(rows, args.json)
         return 0

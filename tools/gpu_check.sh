@@ -6,6 +6,7 @@
 # tools/gpu_carry.sh gathers the wheels, clips and detector below into .carry/ (carry .carry/wheels, .carry/gpu).
 #   WHEELS=.carry/wheels STREAMS_SOURCE=.carry/gpu/people-640x480-30fps.mp4 CROWD_SOURCE=.carry/gpu/pose_squats.mp4 \
 #   CROWD_DETECTOR=.carry/gpu/yolox_nano.onnx STEPS="bench tests streams crowd" bash tools/gpu_check.sh
+# Step inductor (not in the default STEPS): `bench --inductor`, VARIANTS (comma-separated), INDUCTOR_BATCH, INDUCTOR_S.
 # Also: COUNTS (streams), BENCH_BATCH, BENCH_PATHS (e.g. eager,compiled,compiled-whole,compiled-frozen), BENCH_RESTARTS,
 # CROPS (streams and crowd once per mode: host, the default, and/or device: crops cut on the GPU,
 # `--device-crops`), OVERLAP (streams once per mode: on, the default, and/or off: `--no-overlap`, inference
@@ -30,6 +31,11 @@ bench() {
     --paths "${BENCH_PATHS:-eager,compiled}" \
     --seconds 1.5 --restarts "${BENCH_RESTARTS:-1}" --json "$OUT/bench_gpu.json" > "$OUT/bench_gpu.md" 2> "$OUT/bench_gpu.log"
   step "bench --gpu exit $?"; cat "$OUT/bench_gpu.md"
+}
+inductor() {  # the compiled path's settings at one batch size, each with where its time goes
+  timeout -k 5 "${INDUCTOR_S:-300}" python3 -m wildpose.tools.cli bench --inductor --variants "${VARIANTS:-eager,symbolic,fixed}" \
+    --batch "${INDUCTOR_BATCH:-64}" --json "$OUT/inductor.json" > "$OUT/inductor.md" 2> "$OUT/inductor.log"
+  step "bench --inductor exit $?"; cat "$OUT/inductor.md"
 }
 tests() {
   timeout -k 5 "${TESTS_S:-150}" python3 -m pytest -q -rs --tb=short -p no:cacheprovider tests/engine/test_gpu_engines.py \

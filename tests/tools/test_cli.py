@@ -130,3 +130,13 @@ def test_the_gpu_benchmark_names_its_paths_and_says_when_there_is_no_gpu():
     assert_one_line_error(unknown, "--paths: unknown ['frozen']", "compiled-frozen")
     if not torch.cuda.is_available():
         assert_one_line_error(wildpose("bench", "--gpu"), "needs a CUDA device", "--engine-only")
+
+
+def test_the_inductor_benchmark_names_its_variants_and_says_when_there_is_no_gpu():
+    import torch
+
+    unknown = wildpose("bench", "--inductor", "--variants", "fixed,fastest")
+    assert_one_line_error(unknown, "--variants: unknown ['fastest']", "gemm-autotune")
+    assert_one_line_error(wildpose("bench", "--inductor", "--batch", "8,64"), "--batch for --inductor is one size")
+    if not torch.cuda.is_available():
+        assert_one_line_error(wildpose("bench", "--inductor"), "needs a CUDA device")
