@@ -13,7 +13,7 @@ from wildpose import __version__
 from wildpose.engine.base import Backend, EngineOutput, Pending, check_crops, check_frames
 from wildpose.engine.graph import DecodedPoseNet
 from wildpose.engine.metadata import EngineMetadata, sha256_file
-from wildpose.engine.torch_optimize import fold_batchnorm, precision_dtype
+from wildpose.engine.torch_optimize import fold_batchnorm, fuse_conv_relu, precision_dtype
 from wildpose.engine.torch_runner import GRAPH_BATCHES, TorchRunner
 from wildpose.errors import BackendUnavailableError, ConfigError
 from wildpose.training import checkpoint
@@ -43,7 +43,8 @@ class TorchBackend(Backend):
     inductor_options, fixed_largest_batch: for benchmarks that weigh inductor's settings
     (`wildpose bench --inductor`): options passed to `torch.compile`, and whether the largest captured
     batch is compiled with its size fixed (the default; 5 % faster on an H200 at batch 64) or shares
-    the symbolic-batch graph of the smaller sizes.
+    the symbolic-batch graph of the smaller sizes; conv_relu: with compile, each ReLU after a
+    convolution runs in cuDNN's convolution kernel (`torch_optimize.fuse_conv_relu`).
     """
 
     name = "torch"
@@ -55,7 +56,7 @@ class TorchBackend(Backend):
                  precision: str | None = None, compile: bool | None = None,
                  graph_batches: tuple[int, ...] | None = None, freeze: bool = False,
                  branch_streams: int | None = None, flip_test: bool = False, inductor_options: dict | None = None,
-                 fixed_largest_batch: bool = True) -> None:
+                 fixed_largest_batch: bool = True, conv_relu: bool = False) -> None:
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"torch device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -85,6 +86,8 @@ class TorchBackend(Backend):
             compile = True if compile is None else compile
             if compile:
                 fold_batchnorm(graph)
+                if conv_relu:
+                    fuse_conv_relu(graph)
             compiled = "compiled (frozen)" if freeze else "compiled"
             self.optimizations = (f"{precision}, BN folded, channels-last, {compiled}, CUDA graphs" if compile
                                   else f"{precision}, channels-last, eager")

@@ -9,6 +9,7 @@ a sum, not a convolution): the compiler fuses that one with its ReLU.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -29,6 +30,61 @@ def fold_batchnorm(module: nn.Module) -> int:
                 child[index + 1] = nn.Identity()
                 folded += 1
     return folded
+
+
+@torch.library.custom_op("wildpose::conv2d_relu", mutates_args=())
+def conv2d_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """ReLU(conv2d(x)): on CUDA one cuDNN kernel, elsewhere the two operators. A custom operator, so
+    the compiler keeps it whole (cuDNN's fused convolution has no meta kernel of its own)."""
+    if x.is_cuda:
+        return torch.cudnn_convolution_relu(x, weight, bias, [stride, stride], [padding, padding], [1, 1], 1)
+    return F.relu(F.conv2d(x, weight, bias, stride=stride, padding=padding))
+
+
+@conv2d_relu.register_fake
+def _conv2d_relu_shape(x, weight, bias, stride, padding):
+    return F.conv2d(x, weight, bias, stride=stride, padding=padding)  # same shape and memory format
+
+
+class ConvReLU(nn.Module):
+    """A `Conv2d` (square stride and padding, no dilation or groups) and the ReLU after it, as one
+    `conv2d_relu`."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.weight = conv.weight
+        self.bias = conv.bias if conv.bias is not None else nn.Parameter(
+            torch.zeros(conv.out_channels, dtype=conv.weight.dtype, device=conv.weight.device), requires_grad=False)
+        self.stride, self.padding = conv.stride[0], conv.padding[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return conv2d_relu(x, self.weight, self.bias, self.stride, self.padding)
+
+
+def fuse_conv_relu(module: nn.Module) -> int:
+    """Replace every `Conv2d -> (Identity...) -> ReLU` run inside an `nn.Sequential` of `module` (in
+    place; after `fold_batchnorm`, whose folded batch norms are the identities) by a `ConvReLU` and
+    identities. Returns how many were fused."""
+    fused = 0
+    for child in module.modules():
+        if not isinstance(child, nn.Sequential):
+            continue
+        for index, conv in enumerate(child):
+            if not _plain_conv(conv):
+                continue
+            after = index + 1
+            while after < len(child) and isinstance(child[after], nn.Identity):
+                after += 1
+            if after < len(child) and isinstance(child[after], nn.ReLU):
+                child[index], child[after] = ConvReLU(conv), nn.Identity()
+                fused += 1
+    return fused
+
+
+def _plain_conv(module: nn.Module) -> bool:
+    return (isinstance(module, nn.Conv2d) and module.groups == 1 and module.dilation == (1, 1)
+            and module.stride[0] == module.stride[1] and isinstance(module.padding, tuple)
+            and module.padding[0] == module.padding[1] and module.padding_mode == "zeros")
 
 
 def precision_dtype(precision: str) -> torch.dtype:

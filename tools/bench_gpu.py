@@ -81,16 +81,20 @@ class GpuBenchRow:
     weights: str
 
 
-def run_gpu_bench(config: GpuBenchConfig) -> list[GpuBenchRow]:
-    from wildpose.engine import default_model
-
+def require_cuda(benchmark: str, hint: str) -> None:
+    """One clear line when `benchmark` cannot run here: no PyTorch, or no CUDA device it sees."""
     try:
         import torch
     except ImportError:
-        raise BackendUnavailableError("the GPU benchmark needs PyTorch with CUDA") from None
+        raise BackendUnavailableError(f"{benchmark} needs PyTorch with CUDA") from None
     if not torch.cuda.is_available():
-        raise BackendUnavailableError("the GPU benchmark needs a CUDA device, and PyTorch sees none here; "
-                                      "use `wildpose bench --engine-only` on the CPU")
+        raise BackendUnavailableError(f"{benchmark} needs a CUDA device, and PyTorch sees none here; {hint}")
+
+
+def run_gpu_bench(config: GpuBenchConfig) -> list[GpuBenchRow]:
+    from wildpose.engine import default_model
+
+    require_cuda("the GPU benchmark", "use `wildpose bench --engine-only` on the CPU")
     jobs = []
     for preset in config.presets:
         for path in config.paths:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from wildpose.errors import BackendUnavailableError, ConfigError
+from wildpose.errors import ConfigError
 from wildpose.tools.bench import markdown_table
+from wildpose.tools.bench_gpu import require_cuda
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Variant:
     compile: bool = True
     fixed_batch: bool = True  # compiled with the batch size fixed, or symbolic (the smaller sizes' graph)
     options: tuple[tuple[str, object], ...] = ()  # inductor options given to torch.compile
+    conv_relu: bool = False  # each ReLU after a convolution in cuDNN's kernel (torch_optimize.fuse_conv_relu)
 
 
 VARIANTS = {
@@ -43,6 +45,7 @@ VARIANTS = {
     "coordinate-descent": Variant("fixed, element-wise kernels' block sizes tuned",
                                   options=(("coordinate_descent_tuning", True),)),
     "frozen": Variant("fixed, weights frozen as constants", options=(("freezing", True),)),
+    "conv-relu": Variant("fixed, each ReLU after a convolution in cuDNN's convolution kernel", conv_relu=True),
     "gemm-autotune": Variant("fixed, 1x1 convolutions as matrix multiplies, GEMMs autotuned (Triton templates)",
                              options=(("conv_1x1_as_mm", True), ("max_autotune_gemm", True))),
 }
@@ -95,13 +98,7 @@ def kernel_kind(name: str) -> str:
 def run_inductor_bench(config: InductorBenchConfig) -> list[InductorBenchRow]:
     from wildpose.engine import default_model
 
-    try:
-        import torch
-    except ImportError:
-        raise BackendUnavailableError("the inductor benchmark needs PyTorch with CUDA") from None
-    if not torch.cuda.is_available():
-        raise BackendUnavailableError("the inductor benchmark needs a CUDA device, and PyTorch sees none here; "
-                                      "it weighs the compiled CUDA path's settings")
+    require_cuda("the inductor benchmark", "it weighs the compiled CUDA path's settings")
     model = default_model.untrained_checkpoint(config.preset, default_model.DEFAULT_SEED)
     context = multiprocessing.get_context("spawn")
     rows = []
@@ -124,7 +121,7 @@ def measure_variant(model: str, name: str, batch: int, seconds: float) -> Induct
     started = time.perf_counter()
     engine = TorchBackend(model, device="cuda", precision="fp16", compile=variant.compile, graph_batches=(batch,),
                           branch_streams=0, inductor_options=dict(variant.options) or None,
-                          fixed_largest_batch=variant.fixed_batch)
+                          fixed_largest_batch=variant.fixed_batch, conv_relu=variant.conv_relu)
     try:
         engine.prepare()
         prepare_s = time.perf_counter() - started

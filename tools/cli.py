@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "compiled-branches (branch streams at every batch size), compiled-frozen (with inductor "
                             "freezing), tensorrt (default eager,compiled)")
     bench.add_argument("--variants", type=_csv(str),
-                       help="--inductor: eager, symbolic, fixed, 1x1-as-mm, coordinate-descent, frozen, gemm-autotune "
-                            "(default eager,symbolic,fixed)")
+                       help="--inductor: eager, symbolic, fixed, 1x1-as-mm, coordinate-descent, frozen, conv-relu, "
+                            "gemm-autotune (default eager,symbolic,fixed)")
     bench.add_argument("--precisions", type=_csv(str),
                        help="--gpu: fp16, bf16, fp32 (int8 for tensorrt) (default fp16); --training: fp32, bf16 "
                             "(default both)")

@@ -38,7 +38,7 @@ inductor() {  # the compiled path's settings at one batch size, each with where 
   step "bench --inductor exit $?"; cat "$OUT/inductor.md"
 }
 tests() {
-  timeout -k 5 "${TESTS_S:-150}" python3 -m pytest -q -rs --tb=short -p no:cacheprovider tests/engine/test_gpu_engines.py \
+  timeout -k 5 "${TESTS_S:-360}" python3 -m pytest -q -rs --tb=short -p no:cacheprovider tests/engine/test_gpu_engines.py \
     > "$OUT/tests.txt" 2>&1
   step "GPU tests exit $?"; grep -E "^E |FAILED|passed|failed|SKIPPED" "$OUT/tests.txt" | cut -c1-300 | tail -12
 }

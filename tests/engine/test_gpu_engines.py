@@ -6,6 +6,7 @@ the rest runs everywhere.
 """
 
 import importlib.util
+import itertools
 
 import av
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from wildpose.engine import EngineOutput, cuda_buffers, default_model, frame_crops, load, loader
 from wildpose.engine.graph import DecodedPoseNet
 from wildpose.engine.tensorrt_build import EngineKey, cached_engine
-from wildpose.engine.torch_optimize import fold_batchnorm
+from wildpose.engine.torch_optimize import ConvReLU, fold_batchnorm, fuse_conv_relu
 from wildpose.errors import BackendUnavailableError, ConfigError
 from wildpose.stream import crop
 from wildpose.tools import democlip
@@ -104,6 +105,46 @@ def test_folding_batch_norm_into_convolutions_keeps_the_outputs():
         assert torch.allclose(a, b, atol=1e-3, rtol=1e-4)
 
 
+def relus_after_convolutions(network: torch.nn.Module) -> int:
+    """ReLUs that directly follow a convolution (past folded batch norms) inside a Sequential."""
+    count = 0
+    for child in network.modules():
+        if isinstance(child, torch.nn.Sequential):
+            kinds = [type(m) for m in child if not isinstance(m, torch.nn.Identity)]
+            count += sum(a is torch.nn.Conv2d and b is torch.nn.ReLU for a, b in itertools.pairwise(kinds))
+    return count
+
+
+def test_fusing_each_relu_into_the_convolution_before_it_keeps_the_outputs():
+    network = hourglass.build(hourglass.preset("realtime"), seed=0).eval()
+    fold_batchnorm(network)
+    size = network.config.input_size
+    image = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    pairs = relus_after_convolutions(network)
+    with torch.inference_mode():
+        before = [t.clone() for t in DecodedPoseNet(network)(image)]
+        fused = fuse_conv_relu(network)
+        after = DecodedPoseNet(network)(image)
+    assert fused == pairs > 0 and relus_after_convolutions(network) == 0
+    assert sum(isinstance(m, ConvReLU) for m in network.modules()) == fused
+    for a, b in zip(before, after, strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_the_fused_convolution_compiles_whole_with_the_right_shape_and_layout():
+    layers = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.BatchNorm2d(8),
+                                 torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1), torch.nn.ReLU()).eval()
+    fold_batchnorm(layers)
+    assert fuse_conv_relu(layers) == 2
+    image = torch.rand(2, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        eager = layers(image)
+        traced = torch.compile(layers, backend="aot_eager", fullgraph=True)(image)  # the fake shape is used
+    assert traced.shape == eager.shape == (2, 4, 8, 8)
+    assert traced.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(traced, eager)
+
+
 @pytest.mark.skipif(loader.gpu_present(), reason="this machine has a GPU: auto would choose it")
 def test_auto_chooses_onnxruntime_on_the_cpu_when_there_is_no_gpu():
     assert loader.choose("auto", "auto") == ("onnxruntime", "cpu")
@@ -189,6 +230,21 @@ def test_the_compiled_cuda_path_in_fp16_matches_onnxruntime(reference, branch_st
         errors["uint8 x64"] = parity_errors(EngineOutput(*(a[tiled] for a in expected)),
                                             engine.infer_crops(crops[tiled]), ties[tiled])
     report = ", ".join(f"{k}: {e2d:.3f} px / {ed:.1e}" for k, (e2d, ed) in errors.items())
+    assert all(e2d <= FP16_2D_TOLERANCE_PX and ed <= 1e-2 for e2d, ed in errors.values()), report
+
+
+@needs_cuda
+def test_relus_fused_into_cudnns_convolutions_keep_parity_with_onnxruntime(reference):
+    """The opt-in `conv_relu` rewrite (each ReLU in its convolution's cuDNN kernel), compiled, fp16."""
+    from wildpose.engine.torch_backend import TorchBackend
+
+    crops, expected, ties = reference
+    with TorchBackend(default_model.BUNDLED_CHECKPOINT, device="cuda", precision="fp16", conv_relu=True,
+                      graph_batches=(1, 32), branch_streams=0) as engine:
+        errors = {len(batch): parity_errors(EngineOutput(*(a[:len(batch)] for a in expected)),
+                                            engine.infer_crops(batch), ties[:len(batch)])
+                  for batch in (crops[:1], crops)}  # 24 is padded to a captured 32
+    report = ", ".join(f"x{k}: {e2d:.3f} px / {ed:.1e}" for k, (e2d, ed) in errors.items())
     assert all(e2d <= FP16_2D_TOLERANCE_PX and ed <= 1e-2 for e2d, ed in errors.values()), report
 
 
