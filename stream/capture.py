@@ -12,6 +12,7 @@ every loss is logged; a file that fails ends its stream with the reason.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class CaptureArgs:
     resume_after: int  # the last seq handed on before a restart (-1 at the start)
     hold_for_publish: bool = False  # every-frame: publish reads frames too (overlay, thumbnails)
     ended: bool = False  # the stream's end was already published (a restart after it): just say it again
+    threads: int = 0  # the decoder's and the colour conversion's: the host's cores over the streams (0: a core each)
 
 
 def main(args: CaptureArgs, out_pipe, counters_array, stop_event, start_gate, control_queue, log_level: int,
@@ -81,6 +83,7 @@ class _Capture:
         self.resume_after = args.resume_after
         self.hold_for_publish = args.hold_for_publish
         self.already_ended = args.ended
+        self.threads = args.threads
         self.loop_offset = 0.0  # added to media time after each loop of a file
         self.backoff = _BACKOFF_START_S
         self.opened = 0.0  # time.monotonic() when the source was last opened
@@ -152,7 +155,8 @@ class _Capture:
         paced = not self.source.every_frame and (
             self.source.kind == "file" or self.source.kind == "http" and (
                 container.duration is not None or container.format.name in _SEGMENTED_FORMATS))
-        for frame in sources.decoded_frames(container, on_decode_error):
+        to_rgb = sources.RgbConverter(self.source.max_side, self.threads or (os.cpu_count() or 1))
+        for frame in sources.decoded_frames(container, on_decode_error, self.threads):
             if self.stop.is_set():
                 return _Outcome(stopped=True)
             decoded += 1
@@ -171,7 +175,7 @@ class _Capture:
                 pace_origin = self._pace(pace_origin, media_time)
             elif self.source.every_frame and not self._wait_for_free_slot():
                 return _Outcome(stopped=True)
-            image = sources.to_rgb(frame, self.source.max_side)
+            image = to_rgb(frame)
             if image.nbytes > self.ring.spec.slot_bytes:  # a live source came back at a larger size
                 image = sources.shrink_to(image, self.ring.spec.slot_bytes)
             self.ring.write(self.seq, image)

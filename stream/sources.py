@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from wildpose.errors import SourceError
 from wildpose.stream.config import SourceConfig
@@ -84,11 +85,15 @@ def _hint(source: SourceConfig) -> str:
     }[source.kind]
 
 
-def decoded_frames(container: av.container.InputContainer, on_decode_error) -> Iterator[av.VideoFrame]:
+def decoded_frames(container: av.container.InputContainer, on_decode_error,
+                   threads: int = 0) -> Iterator[av.VideoFrame]:
     """Frames of the first video stream; corrupt packets are reported to `on_decode_error` and skipped
-    (a single bad packet must not end a live stream)."""
+    (a single bad packet must not end a live stream). `threads`: the decoder's slice threads (0: one a
+    core, FFmpeg's choice); with many streams one each is cheaper, as every stream already has a core's
+    share of work and each extra thread costs synchronisation on every frame."""
     stream = container.streams.video[0]
     stream.thread_type = "SLICE"  # frame threading would add frames of latency
+    stream.codec_context.thread_count = threads
     for packet in container.demux(stream):
         try:
             yield from packet.decode()
@@ -96,20 +101,39 @@ def decoded_frames(container: av.container.InputContainer, on_decode_error) -> I
             on_decode_error(exc)
 
 
+class RgbConverter:
+    """Decoded frames of one stream to `(H, W, 3)` uint8 RGB, scaled down (aspect kept) if the longer
+    side exceeds `max_side`, and turned upright as the file says it is shown: a phone's portrait clip is
+    stored landscape with a rotation in its track header, which FFmpeg's players apply and its
+    decoders do not.
+
+    One swscale context serves every frame, on `threads` threads. `frame.to_ndarray(format=...)` builds
+    a new context a frame with a thread a core: on this project's 2-core CPU, with 16 threads asked for
+    as a 16-core machine gets them, a 640x480 frame cost 2.5 ms of CPU to decode and convert against
+    0.9 ms with one context on one thread (PyAV 18.1); see README, Benchmarks.
+    """
+
+    def __init__(self, max_side: int, threads: int = 1) -> None:
+        self.max_side = max_side
+        self.threads = threads
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        longest = max(frame.width, frame.height)
+        width, height = frame.width, frame.height
+        if longest > self.max_side:
+            scale = self.max_side / longest
+            width, height = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
+        image = self._reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                           threads=self.threads).to_ndarray()
+        # the display matrix's angle, counter-clockwise; -90 (an upright phone) is a quarter turn clockwise
+        quarter_turns = round(getattr(frame, "rotation", 0) / 90) % 4
+        return np.ascontiguousarray(np.rot90(image, quarter_turns)) if quarter_turns else image
+
+
 def to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
-    """`(H, W, 3)` uint8 RGB, scaled down (aspect kept) if its longer side exceeds `max_side`, and
-    turned upright as the file says it is shown: a phone's portrait clip is stored landscape with a
-    rotation in its track header, which FFmpeg's players apply and its decoders do not."""
-    longest = max(frame.width, frame.height)
-    if longest <= max_side:
-        image = frame.to_ndarray(format="rgb24")
-    else:
-        scale = max_side / longest
-        image = frame.to_ndarray(width=max(2, round(frame.width * scale)),
-                                 height=max(2, round(frame.height * scale)), format="rgb24")
-    # the display matrix's angle, counter-clockwise; -90 (an upright phone) is a quarter turn clockwise
-    quarter_turns = round(getattr(frame, "rotation", 0) / 90) % 4
-    return np.ascontiguousarray(np.rot90(image, quarter_turns)) if quarter_turns else image
+    """One frame as `RgbConverter` gives it; for a few frames (a stream's converter is kept)."""
+    return RgbConverter(max_side)(frame)
 
 
 def shrink_to(image: np.ndarray, max_bytes: int) -> np.ndarray:

@@ -242,6 +242,10 @@ class Pipeline:
         self.drained: set[int] = set()
         self.failures: dict[str, str] = {}
         self.smooth_shards = smooth.shard_streams(streams, config.smoothing.processes, os.cpu_count() or 1)
+        # decoding, colour conversion and crops each run on the host's cores shared out among the streams:
+        # a thread a core in every stream costs synchronisation on every frame and gains nothing when all
+        # streams are busy
+        self.threads_per_stream = max(1, (os.cpu_count() or 1) // len(streams))
         if len(self.smooth_shards) > 1:
             log.info("%d smoothing processes share the %d streams", len(self.smooth_shards), len(streams))
         self.depths = LinkDepths(pipes=len(self.smooth_shards))
@@ -352,7 +356,7 @@ class Pipeline:
                     preprocess.PreprocessArgs(stream, self.frame_rings[stream], self.crop_rings[stream],
                                               self.input_size, config.tracking, self.detector,
                                               latest_only=not source.every_frame,
-                                              cv_threads=max(1, (os.cpu_count() or 1) // len(config.sources)),
+                                              cv_threads=self.threads_per_stream,
                                               first_track_id=max(1, self.counters[stream].get("next_track_id")),
                                               device_crops=self.engine.device_crops),
                     stages.capture_pipes[stream][0], to_infer, feedback[stream], self.arrays[stream], self.stop,
@@ -399,7 +403,7 @@ class Pipeline:
         state.process = self.ctx.Process(name=f"capture-{state.stream}", target=capture.main, args=(
             capture.CaptureArgs(source, self.frame_rings[state.stream], counters.get("last_seq"),
                                 hold_for_publish=source.every_frame and self.config.publish.uses_frames,
-                                ended=bool(counters.get("ended"))),
+                                ended=bool(counters.get("ended")), threads=self.threads_per_stream),
             self.stages.capture_pipes[state.stream][1], self.arrays[state.stream], self.stop, self.start_gate,
             self.control, *self.common))
         self._start(state.process)

@@ -28,6 +28,7 @@ EXAMPLES = """examples:
   wildpose bench --engine-only --presets realtime --backends onnxruntime --batch 1,8
   wildpose bench --engine-only --model weights/realtime-synthpose.pt --flip-test   # what the flip test costs
   wildpose bench --faults                        # kill each stage mid-run: pause, frames lost
+  wildpose bench --capture 1,4                   # the capture stage's host CPU a frame, 1 and 4 streams
   wildpose bench --training                      # the trainer's update in fp32 and bf16, SynthPose rendering
   wildpose bench --loader 2,14                   # the trainer's data loader: samples/s with 2 and 14 workers
 """
@@ -112,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the compiled CUDA path under inductor's settings (--variants), where its time goes")
     mode.add_argument("--streams", type=_csv(int), metavar="N,N,...",
                       help="concurrent live streams of one file: drops and latency per count (e.g. 8,16,32)")
+    mode.add_argument("--capture", type=_csv(int), metavar="N,N,...",
+                      help="N capture processes decoding one file at its pace: host CPU a frame (e.g. 1,4,16)")
     mode.add_argument("--triton", type=_csv(int), metavar="N,N,...",
                       help="N pipelines with the local engine, then against one `wildpose serve` (e.g. 1,2,4)")
     mode.add_argument("--training", action="store_true",
@@ -151,12 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch", type=_csv(int), help="batch sizes (default 1,4; --gpu: 1,8,64)")
     bench.add_argument("--threads", type=int, help="inference (--training: PyTorch) threads (default: the runtime's)")
     bench.add_argument("--seconds", type=float,
-                       help="timing per row, seconds (default 5; --training, --loader 20; --inductor 1.5, three times)")
+                       help="timing per row, seconds (default 5; --capture 10; --training, --loader 20; "
+                            "--inductor 1.5, three times)")
     bench.add_argument("--model", help="bench this model file instead of the presets / default model")
     bench.add_argument("--flip-test", action="store_true",
                        help="--engine-only: each row also with the flip test (a checkpoint --model), in the same run")
     bench.add_argument("--source", help="end-to-end, streams: video file (default: a generated 640x360 30 fps "
-                       "clip); crowd: the one-person clip to tile (default ../shared/data/video/pose_squats.mp4)")
+                       "clip); capture: video file (default ../shared/data/video/street_people_720p50.avi); "
+                       "crowd: the one-person clip to tile (default ../shared/data/video/pose_squats.mp4)")
     bench.add_argument("--detector", help="crowd: YOLOX ONNX file (default ../shared/data/models/yolox_nano.onnx)")
     bench.add_argument("--mocap", help="smoothing, training: folder of CMU .bvh files (default "
                        "../shared/data/cmu_mocap)")
@@ -290,7 +295,7 @@ def _bench(args: argparse.Namespace) -> int:
     from wildpose.tools import bench
 
     if args.seconds is None:
-        args.seconds = 20.0 if args.training or args.loader else 1.5 if args.inductor else 5.0
+        args.seconds = 20.0 if args.training or args.loader else 1.5 if args.inductor else 10.0 if args.capture else 5.0
     if args.crowd:
         from wildpose.tools import bench_crowd
 
@@ -367,6 +372,16 @@ def _bench(args: argparse.Namespace) -> int:
 
         rows, clip = bench_faults.run_fault_bench(bench_faults.FaultBenchConfig(stages=args.kill))
         print(bench_faults.format_table(rows, clip))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
+    if args.capture:
+        from wildpose.tools import bench_capture
+
+        rows, clip = bench_capture.run_capture_bench(bench_capture.CaptureBenchConfig(
+            counts=args.capture, source=Path(args.source) if args.source else bench_capture.DEFAULT_CLIP,
+            seconds=args.seconds))
+        print(bench_capture.format_table(rows, clip))
         if args.json:
             bench.write_json(rows, args.json)
         return 0

@@ -92,3 +92,27 @@ def test_a_raw_stream_without_timestamps_plays_at_its_declared_rate(raw_h264, tm
         times = [frame.time for frame in container.decode(video=0)]
     assert len(times) == 48
     assert times == pytest.approx([i / float(rate) for i in range(48)], abs=1e-3)  # the overlay keeps ms
+
+
+def test_a_streams_converter_gives_pyavs_pixels_for_every_frame_even_when_the_size_changes(shared_data):
+    # one converter (one swscale context) for a whole stream; a live source may come back at a new size
+    clips = [shared_data / "video" / "street_people_720p50.avi", shared_data / "video" / "pose_squats.mp4"]
+    to_rgb, scaled = sources.RgbConverter(max_side=1920, threads=1), sources.RgbConverter(max_side=320, threads=2)
+    seen = 0
+    for clip in clips:
+        with av.open(str(clip)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index == 12:
+                    break
+                assert np.array_equal(to_rgb(frame), frame.to_ndarray(format="rgb24"))
+                width, height = (320, 180) if frame.width > frame.height else (180, 320)
+                assert np.array_equal(scaled(frame), frame.to_ndarray(width=width, height=height, format="rgb24"))
+                seen += 1
+    assert seen == 24
+
+
+def test_the_decoder_runs_on_the_threads_it_is_given(shared_data):
+    with av.open(str(shared_data / "video" / "street_people_720p50.avi")) as container:
+        next(sources.decoded_frames(container, on_decode_error=print, threads=1))
+        codec = container.streams.video[0].codec_context
+        assert (codec.thread_type.name, codec.thread_count) == ("SLICE", 1)
