@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import secrets
 import time
 from dataclasses import dataclass
@@ -140,7 +141,7 @@ def _wait_ready(control, workers, count: int) -> None:
                                 "see the log above")
         try:
             kind, *_ = control.get(timeout=0.5)
-        except Exception:  # queue.Empty
+        except queue.Empty:
             continue
         if kind == "source_failed":
             raise PipelineError("a capture process could not read the source; see the log above")
