@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from wildpose.errors import ConfigError, PipelineError
-from wildpose.stream import capture
+from wildpose.stream import capture, sources
 from wildpose.stream.config import SourceConfig
 from wildpose.stream.frames import EndOfStream
 from wildpose.stream.process import SharedFlag
@@ -70,9 +70,9 @@ class CaptureBenchRow:
 def run_capture_bench(config: CaptureBenchConfig) -> tuple[list[CaptureBenchRow], str]:
     import av
 
+    size = sources.probe(SourceConfig(str(config.source), "probe"))  # as the rings hold it; one line if unreadable
     with av.open(str(config.source)) as container:
-        stream = container.streams.video[0]
-        size, rate = (stream.width, stream.height), float(stream.average_rate or 0)
+        rate = float(container.streams.video[0].average_rate or 0)
     cores = os.cpu_count() or 1
     rows = []
     for count in config.counts:

@@ -32,3 +32,9 @@ def test_counts_must_be_positive_and_the_source_must_exist(tmp_path):
 def test_a_missing_source_is_one_line_on_the_command_line(tmp_path):
     result = wildpose("bench", "--capture", "1", "--source", str(tmp_path / "missing.mp4"))
     assert_one_error_line(result, "missing.mp4: file not found")
+
+
+def test_a_file_that_is_not_video_is_one_line_on_the_command_line(tmp_path):
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video\n")
+    assert_one_error_line(wildpose("bench", "--capture", "1", "--source", str(notes)), "notes.mp4")
