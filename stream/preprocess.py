@@ -5,21 +5,20 @@ It takes tickets from capture's pipe, reads each frame from the source's frame r
 model's input size into the crop ring and passes the ticket to inference (with `device_crops` it puts
 the whole frame there instead, and inference cuts the crops where its model runs). In realtime mode only the
 newest waiting ticket is processed and the others are counted as `stale` drops. Pose feedback from
-the smoothing stage arrives on its own queue.
+the smoothing stage arrives on its own pipe (`stream/feedback.py`).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import queue
 import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from wildpose.stream import crop, detect, process
+from wildpose.stream import crop, detect, feedback, process
 from wildpose.stream.config import TrackingConfig
 from wildpose.stream.frames import EndOfStream
 from wildpose.stream.shm import RingSpec, SlotRing
@@ -49,7 +48,7 @@ class PreprocessArgs:
     device_crops: bool = False  # inference cuts the crops where its model runs: hand over the whole frame
 
 
-def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_array, stop_event, control_queue,
+def main(args: PreprocessArgs, in_pipe, out_queue, feedback_pipe, counters_array, stop_event, control_queue,
          log_level: int, weights_label: str | None) -> None:
     process.init_child(log_level, weights_label)
     if args.cv_threads:
@@ -58,6 +57,7 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
     counters = Counters(counters_array)
     tracker = PeopleTracker(detect.build(args.detector), args.tracking, args.input_size)
     tracker.next_id = args.first_track_id
+    poses_seen = feedback.FeedbackReader(feedback_pipe)
     crop_seq = 0
     quiet = _QuietWatch(args.stream, args.detector.kind)
     waiting: collections.deque = collections.deque()
@@ -74,7 +74,8 @@ def main(args: PreprocessArgs, in_pipe, out_queue, feedback_queue, counters_arra
             if isinstance(ticket, EndOfStream):
                 process.put_until_stopped(out_queue, ticket, stop_event)
                 break
-            _apply_feedback(feedback_queue, tracker)
+            for seq, poses in poses_seen.messages():
+                tracker.on_poses(seq, poses)
             frame = frames.read(ticket.seq)
             counters.set("consumed_seq", ticket.seq)
             if frame is None:
@@ -141,14 +142,3 @@ def _skip_to_newest(waiting: collections.deque, counters: Counters) -> None:
     while len(waiting) > 1 and not isinstance(waiting[1], EndOfStream):
         waiting.popleft()
         counters.add("drop_stale")
-
-
-def _apply_feedback(feedback_queue, tracker: PeopleTracker) -> None:
-    while True:
-        try:
-            seq, poses = feedback_queue.get_nowait()
-        except queue.Empty:
-            return
-        tracker.on_poses(seq, poses)
-
-

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wildpose.errors import ConfigError
-from wildpose.stream import crop, process
+from wildpose.stream import crop, feedback, process
 from wildpose.stream.config import SmoothingConfig, SourceConfig
 from wildpose.stream.frames import EndOfStream, FrameTicket, PersonRegion
 from wildpose.stream.one_euro import OneEuroFilter
@@ -126,13 +126,14 @@ def finish(person: PersonRegion, input_size: int, skeleton_sum_mm: float) -> Non
                                       skeleton_sum_mm)[0]
 
 
-def main(args: SmoothArgs, in_queue, out_pipe, feedback_queues, counters_arrays, depths_array, stop_event,
+def main(args: SmoothArgs, in_queue, out_pipe, feedback_pipes, counters_arrays, depths_array, stop_event,
          log_level: int, weights_label: str | None) -> None:
     """`out_pipe` goes to publish: a pipe of this process alone (no lock that a kill could leave
     held), so the supervisor can replace it, with the stages behind it, when one of them dies.
     What went down it is counted in the link depths. `in_queue` brings only this process's streams."""
     process.init_child(log_level, weights_label)
     smoothers = {stream: StreamSmoother(args, args.sources.get(stream)) for stream in args.streams}
+    feedback_fds = {stream: feedback.open_writer(feedback_pipes[stream]) for stream in args.streams}
     counters = {stream: Counters(counters_arrays[stream]) for stream in args.streams}
     depths = LinkDepths(depths_array)
     ended: set[str] = set()
@@ -148,7 +149,7 @@ def main(args: SmoothArgs, in_queue, out_pipe, feedback_queues, counters_arrays,
                     smoothers[item.stream].filters.clear()
                 else:
                     smoothers[item.stream].process(item)
-                    _feedback(feedback_queues[item.stream], item)
+                    _feedback(feedback_fds[item.stream], item)
                     for person in item.people:  # network outputs publish never reads: less to pickle
                         person.joints2d_crop = person.depth = person.affine = None
                     item.times["smooth"] = time.monotonic()
@@ -160,22 +161,15 @@ def main(args: SmoothArgs, in_queue, out_pipe, feedback_queues, counters_arrays,
                 depths.count_sent(args.shard)
     finally:
         out_pipe.close()
-        for feedback in feedback_queues.values():
-            feedback.cancel_join_thread()
 
 
-def _feedback(feedback_queue, ticket: FrameTicket) -> None:
+def _feedback(fd: int, ticket: FrameTicket) -> None:
     """Tell preprocess where each person of the frame is (None: out of the frame) and how sure the
-    pose is; a full queue only means preprocess has not caught up with older feedback yet."""
+    pose is; a full pipe only means preprocess has not caught up with older feedback yet."""
     width, height = ticket.size
     poses = []
     for person in ticket.people:
         box = pose_box(person.joints2d)
         inside = box[2] > 0 and box[3] > 0 and box[0] < width and box[1] < height
         poses.append((person.track_id, box if inside else None, float(person.conf.mean())))
-    try:
-        feedback_queue.put_nowait((ticket.seq, poses))
-    except queue.Full:
-        pass
-
-
+    feedback.send(fd, ticket.seq, poses)

@@ -95,8 +95,8 @@ class _Stages:
     captures: dict[str, _Capture]
     capture_pipes: dict  # stream -> (read end, write end): kept here so a restarted capture reuses it
     queues: dict  # link name -> queue, for the depths in the stats
-    # smooth -> preprocess, per stream. Held for the set's life: a queue's semaphores vanish with the
-    # last reference here, and a process still starting would find them gone.
+    # smooth -> preprocess, per stream, (read end, write end) (`stream/feedback.py`). Held for the set's
+    # life: a process still starting must find them open.
     feedback: dict = field(default_factory=dict)
     processes: dict = field(default_factory=dict)  # infer, smooth (or smooth-1, smooth-2, ...), preprocess-<stream>
     started: float = 0.0
@@ -317,7 +317,7 @@ class Pipeline:
         shards = self.smooth_shards
         to_infer = ctx.Queue(maxsize=self.infer_queue_size)
         to_smooth = [ctx.Queue(maxsize=4) for _ in shards]  # inference batches (each process's part)
-        feedback = {s: ctx.Queue(maxsize=8) for s in streams}
+        feedback = {s: ctx.Pipe(duplex=False) for s in streams}
         stages = self.stages = _Stages(number, {s: _Capture(s) for s in streams},
                                        {s: ctx.Pipe(duplex=False) for s in streams},
                                        {"preprocess->infer": to_infer, "infer->smooth": to_smooth}, feedback)
@@ -337,7 +337,7 @@ class Pipeline:
             stages.processes[name] = ctx.Process(name=name, target=smooth.main, args=(
                 smooth.SmoothArgs(shard, self.input_size, config.smoothing, config.skeleton_sum_mm,
                                   {s.stream_id: s for s in config.sources if s.stream_id in shard}, shard=index),
-                to_smooth[index], to_publish, {s: feedback[s] for s in shard}, self.arrays, self.depths.array,
+                to_smooth[index], to_publish, {s: feedback[s][1] for s in shard}, self.arrays, self.depths.array,
                 self.stop, *self.common))
             self._start(stages.processes[name])
             to_publish.close()  # smoothing holds the only writing end: publish reads to its end if it dies
@@ -359,7 +359,7 @@ class Pipeline:
                                               cv_threads=self.threads_per_stream,
                                               first_track_id=max(1, self.counters[stream].get("next_track_id")),
                                               device_crops=self.engine.device_crops),
-                    stages.capture_pipes[stream][0], to_infer, feedback[stream], self.arrays[stream], self.stop,
+                    stages.capture_pipes[stream][0], to_infer, feedback[stream][0], self.arrays[stream], self.stop,
                     self.control, *self.common))
             self._start(process)
         for state in stages.captures.values():

@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   wildpose bench --engine-only --model weights/realtime-synthpose.pt --flip-test   # what the flip test costs
   wildpose bench --faults                        # kill each stage mid-run: pause, frames lost
   wildpose bench --capture 1,4                   # the capture stage's host CPU a frame, 1 and 4 streams
+  wildpose bench --smooth-stage 1,16             # one smoothing process's host CPU a frame, 1 and 16 streams
   wildpose bench --training                      # the trainer's update in fp32 and bf16, SynthPose rendering
   wildpose bench --loader 2,14                   # the trainer's data loader: samples/s with 2 and 14 workers
 """
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="concurrent live streams of one file: drops and latency per count (e.g. 8,16,32)")
     mode.add_argument("--capture", type=_csv(int), metavar="N,N,...",
                       help="N capture processes decoding one file at its pace: host CPU a frame (e.g. 1,4,16)")
+    mode.add_argument("--smooth-stage", type=_csv(int), metavar="N,N,...",
+                      help="one smoothing process serving N streams at 30 frames/s: host CPU a frame (e.g. 1,16)")
     mode.add_argument("--triton", type=_csv(int), metavar="N,N,...",
                       help="N pipelines with the local engine, then against one `wildpose serve` (e.g. 1,2,4)")
     mode.add_argument("--training", action="store_true",
@@ -154,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch", type=_csv(int), help="batch sizes (default 1,4; --gpu: 1,8,64)")
     bench.add_argument("--threads", type=int, help="inference (--training: PyTorch) threads (default: the runtime's)")
     bench.add_argument("--seconds", type=float,
-                       help="timing per row, seconds (default 5; --capture 10; --training, --loader 20; "
-                            "--inductor 1.5, three times)")
+                       help="timing per row, seconds (default 5; --capture, --smooth-stage 10; --training, "
+                            "--loader 20; --inductor 1.5, three times)")
     bench.add_argument("--model", help="bench this model file instead of the presets / default model")
     bench.add_argument("--flip-test", action="store_true",
                        help="--engine-only: each row also with the flip test (a checkpoint --model), in the same run")
@@ -295,7 +298,8 @@ def _bench(args: argparse.Namespace) -> int:
     from wildpose.tools import bench
 
     if args.seconds is None:
-        args.seconds = 20.0 if args.training or args.loader else 1.5 if args.inductor else 10.0 if args.capture else 5.0
+        args.seconds = (20.0 if args.training or args.loader else 1.5 if args.inductor
+                        else 10.0 if args.capture or args.smooth_stage else 5.0)
     if args.crowd:
         from wildpose.tools import bench_crowd
 
@@ -382,6 +386,15 @@ def _bench(args: argparse.Namespace) -> int:
             counts=args.capture, source=Path(args.source) if args.source else bench_capture.DEFAULT_CLIP,
             seconds=args.seconds))
         print(bench_capture.format_table(rows, clip))
+        if args.json:
+            bench.write_json(rows, args.json)
+        return 0
+    if args.smooth_stage:
+        from wildpose.tools import bench_smooth_stage
+
+        rows = bench_smooth_stage.run_smooth_stage_bench(bench_smooth_stage.SmoothStageBenchConfig(
+            counts=args.smooth_stage, seconds=args.seconds))
+        print(bench_smooth_stage.format_table(rows))
         if args.json:
             bench.write_json(rows, args.json)
         return 0
