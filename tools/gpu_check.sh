@@ -7,8 +7,9 @@
 #   WHEELS=.carry/wheels STREAMS_SOURCE=.carry/gpu/people-640x480-30fps.mp4 CROWD_SOURCE=.carry/gpu/pose_squats.mp4 \
 #   CROWD_DETECTOR=.carry/gpu/yolox_nano.onnx STEPS="bench tests streams crowd" bash tools/gpu_check.sh
 # Step inductor (not in the default STEPS): `bench --inductor`, VARIANTS (comma-separated), INDUCTOR_BATCH, INDUCTOR_S.
-# Step capture (not in the default STEPS; no GPU used, the host's cores are what it measures): `bench --capture`
-# on STREAMS_SOURCE, CAPTURE_COUNTS (default 16,64), CAPTURE_S.
+# Step host (not in the default STEPS; no GPU used, the host's cores are what it measures): `bench --capture`
+# on STREAMS_SOURCE with CAPTURE_COUNTS (default 16,64), then `bench --smooth-stage` with SMOOTH_COUNTS
+# (default 16,48); HOST_S limits each.
 # Also: COUNTS (streams), BENCH_BATCH, BENCH_PATHS (e.g. eager,compiled,compiled-whole,compiled-frozen), BENCH_RESTARTS,
 # CROPS (streams and crowd once per mode: host, the default, and/or device: crops cut on the GPU,
 # `--device-crops`), OVERLAP (streams once per mode: on, the default, and/or off: `--no-overlap`, inference
@@ -39,10 +40,13 @@ inductor() {  # the compiled path's settings at one batch size, each with where 
     --batch "${INDUCTOR_BATCH:-64}" --json "$OUT/inductor.json" > "$OUT/inductor.md" 2> "$OUT/inductor.log"
   step "bench --inductor exit $?"; cat "$OUT/inductor.md"
 }
-capture() {  # the capture stage's host CPU with the many-stream machine's cores
-  timeout -k 10 "${CAPTURE_S:-150}" python3 -m wildpose.tools.cli bench --capture "${CAPTURE_COUNTS:-16,64}" --seconds 10 \
-    ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --json "$OUT/capture.json" > "$OUT/capture.md" 2> "$OUT/capture.log"
-  step "bench --capture exit $?"; cat "$OUT/capture.md"
+host() {  # the capture and smoothing stages' host CPU with the many-stream machine's cores; no GPU used
+  timeout -k 10 "${HOST_S:-150}" python3 -m wildpose.tools.cli bench --capture "${CAPTURE_COUNTS:-16,64}" --seconds 10 \
+    ${STREAMS_SOURCE:+--source "$STREAMS_SOURCE"} --json "$OUT/capture.json" > "$OUT/host.md" 2> "$OUT/host.log"
+  step "bench --capture exit $?"
+  timeout -k 10 "${HOST_S:-150}" python3 -m wildpose.tools.cli bench --smooth-stage "${SMOOTH_COUNTS:-16,48}" --seconds 10 \
+    --json "$OUT/smooth_stage.json" >> "$OUT/host.md" 2>> "$OUT/host.log"
+  step "bench --smooth-stage exit $?"; cat "$OUT/host.md"
 }
 tests() {
   timeout -k 5 "${TESTS_S:-360}" python3 -m pytest -q -rs --tb=short -p no:cacheprovider tests/engine/test_gpu_engines.py \
