@@ -93,14 +93,13 @@ def _measure(count: int, seconds: float) -> SmoothStageBenchRow:
     rng = np.random.default_rng(0)
     frames = [[_ticket(stream, rng) for stream in streams] for _ in range(_DISTINCT_BATCHES)]
     try:
-        _feed(batches, frames, 0, _WARM_UP_S, worker)
+        warm_up = _feed(batches, frames, 0, _WARM_UP_S, worker)
+        _wait_for(smoothed, warm_up)  # the timed frames alone are counted
         process = psutil.Process(worker.pid)
-        before, done_before = _cpu_s(process), smoothed[0]
+        before = _cpu_s(process)
         sent = _feed(batches, frames, int(_WARM_UP_S * FPS), seconds, worker)
-        deadline = time.monotonic() + 5.0
-        while smoothed[0] - done_before < sent and time.monotonic() < deadline:
-            time.sleep(0.01)
-        used, done = _cpu_s(process) - before, smoothed[0] - done_before
+        _wait_for(smoothed, warm_up + sent)
+        used, done = _cpu_s(process) - before, smoothed[0] - warm_up
         threads = process.num_threads()
     finally:
         stop.set()
@@ -137,6 +136,12 @@ def _feed(batches, frames: list[list[FrameTicket]], first: int, seconds: float, 
         sent += len(batch)
         index += 1
     return sent
+
+
+def _wait_for(smoothed: list[int], frames: int, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while smoothed[0] < frames and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _put(batches, batch: list[FrameTicket]) -> bool:
