@@ -206,6 +206,12 @@ def markdown_table(headers: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def cpu_seconds(process) -> float:
+    """User + system CPU time of a `psutil.Process`, all its threads, as the OS counts it."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def write_json(rows: list, path: str | Path) -> None:
     """Dataclass rows as a JSON list."""
     Path(path).write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) + "\n")

@@ -30,7 +30,7 @@ from wildpose.stream.frames import EndOfStream
 from wildpose.stream.process import SharedFlag
 from wildpose.stream.shm import SlotRing
 from wildpose.stream.stats import Counters
-from wildpose.tools.bench import markdown_table
+from wildpose.tools.bench import cpu_seconds, markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,9 @@ def _measure(config: CaptureBenchConfig, count: int, threads: int, why: str,
         gate.set()
         _count_tickets(readers, stop, _WARM_UP_S)
         processes = [psutil.Process(w.pid) for w in workers]
-        before = [_cpu_s(p) for p in processes]
+        before = [cpu_seconds(p) for p in processes]
         frames = _count_tickets(readers, stop, config.seconds)
-        used = sum(_cpu_s(p) - b for p, b in zip(processes, before, strict=True))
+        used = sum(cpu_seconds(p) - b for p, b in zip(processes, before, strict=True))
         os_threads = max(p.num_threads() for p in processes)
     finally:
         stop.set()
@@ -164,11 +164,6 @@ def _count_tickets(readers, stop: SharedFlag, seconds: float) -> int:
                 raise PipelineError(f"a capture ended: {item.reason}")
             frames += 1
     return frames
-
-
-def _cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def format_table(rows: list[CaptureBenchRow], clip: str) -> str:

@@ -26,7 +26,7 @@ from wildpose.stream.config import SmoothingConfig, SourceConfig
 from wildpose.stream.frames import FrameTicket, PersonRegion
 from wildpose.stream.process import SharedFlag
 from wildpose.stream.stats import Counters, LinkDepths
-from wildpose.tools.bench import markdown_table
+from wildpose.tools.bench import cpu_seconds, markdown_table
 from wildpose.training import joints
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,10 @@ def _measure(count: int, seconds: float) -> SmoothStageBenchRow:
         warm_up = _feed(batches, frames, 0, _WARM_UP_S, worker)
         _wait_for(smoothed, warm_up)  # the timed frames alone are counted
         process = psutil.Process(worker.pid)
-        before = _cpu_s(process)
+        before = cpu_seconds(process)
         sent = _feed(batches, frames, int(_WARM_UP_S * FPS), seconds, worker)
         _wait_for(smoothed, warm_up + sent)
-        used, done = _cpu_s(process) - before, smoothed[0] - warm_up
+        used, done = cpu_seconds(process) - before, smoothed[0] - warm_up
         threads = process.num_threads()
     finally:
         stop.set()
@@ -165,11 +165,6 @@ def _drain_feedback(readers: list[feedback.FeedbackReader], stop: SharedFlag) ->
     while not stop.wait(0.02):
         for reader in readers:
             reader.messages()
-
-
-def _cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def format_table(rows: list[SmoothStageBenchRow]) -> str:
